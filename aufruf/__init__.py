@@ -1,0 +1,1 @@
+"""aufruf: appointment booking and queue management for public offices."""

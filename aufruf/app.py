@@ -1,0 +1,115 @@
+"""create_app(settings) -> Litestar: plugins, routes, channels; nothing else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from aufruf.booking.api import AppointmentController, AvailabilityController
+from aufruf.booking.service import AvailabilityCache
+from aufruf.clock import Clock, SystemClock
+from aufruf.db import Database
+from aufruf.errors import DomainError, RateLimited
+from aufruf.offices.api import DirectoryController
+from aufruf.ratelimit import RateLimiter
+from aufruf.settings import Settings
+
+log = logging.getLogger("aufruf")
+
+
+def error_body(
+    status_code: int, detail: str, reason: str | None = None, extra: object = None
+) -> dict:
+    body: dict = {"status_code": status_code, "detail": detail}
+    if reason:
+        body["reason"] = reason
+    if extra:
+        body["extra"] = extra
+    return body
+
+
+def domain_error(_: Request, exc: DomainError) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return Response(
+        error_body(exc.status_code, exc.detail, exc.reason, exc.extra),
+        status_code=exc.status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500:
+        log.error("error %s on %s %s", exc.detail, request.method, request.url.path, exc_info=exc)
+        return unexpected_error(request, exc)
+    return Response(
+        error_body(exc.status_code, exc.detail, None, exc.extra),
+        status_code=exc.status_code,
+        media_type=MediaType.JSON,
+        headers=exc.headers,
+    )
+
+
+def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return Response(
+        error_body(500, "Something went wrong on our side. Please try again in a moment."),
+        status_code=500,
+        media_type=MediaType.JSON,
+    )
+
+
+@get("/health", media_type=MediaType.JSON, include_in_schema=True, sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(
+    settings: Settings, *, db: Database | None = None, clock: Clock | None = None
+) -> Litestar:
+    database = db or Database(settings.database_url)
+    the_clock = clock or SystemClock()
+    cache = AvailabilityCache()
+    limiter = RateLimiter(database, settings.redis_url)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await limiter.close()
+            if db is None:
+                await database.dispose()
+
+    return Litestar(
+        route_handlers=[health, DirectoryController, AvailabilityController, AppointmentController],
+        dependencies={
+            "db": Provide(lambda: database, sync_to_thread=False, use_cache=True),
+            "clock": Provide(lambda: the_clock, sync_to_thread=False, use_cache=True),
+            "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
+            "cache": Provide(lambda: cache, sync_to_thread=False, use_cache=True),
+            "limiter": Provide(lambda: limiter, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers={
+            DomainError: domain_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="aufruf", version="1", path="/schema", render_plugins=[ScalarRenderPlugin()]
+        ),
+        state={"db": database, "clock": the_clock, "settings": settings},
+    )
+
+
+def app_from_env() -> Litestar:
+    """The app for `uvicorn --factory` (used by `aufruf serve --workers N`)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,292 @@
+"""Booking endpoints (CONTRACT.md): availability and appointments. Thin: validate, call the
+service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from aufruf.booking import service
+from aufruf.booking.model import Appointment
+from aufruf.db import pick_text
+from aufruf.deps import CacheDep, ClockDep, DatabaseDep, LimiterDep, SettingsDep
+from aufruf.errors import RateLimited
+from aufruf.notifications.calendar import CalendarEntry, appointment_uid, calendar_file
+from aufruf.offices import service as offices
+from aufruf.ratelimit import client_address
+
+Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Start = Annotated[datetime, msgspec.Meta(tz=True, description="ISO 8601 with offset")]
+
+
+class ErrorOut(msgspec.Struct):
+    status_code: int
+    detail: str
+    reason: str | None = None
+    extra: list[dict[str, str]] | None = None
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    text = {
+        400: "Invalid input; `extra[].key` names each field at fault",
+        404: "No such appointment",
+        409: "Not possible now; `reason` says why (e.g. slot_taken, limit_reached)",
+        429: "Too many bookings from this client; see Retry-After",
+    }
+    return {code: ResponseSpec(data_container=ErrorOut, description=text[code]) for code in codes}
+
+
+class DayOut(msgspec.Struct):
+    date: date
+    slots: list[str]
+
+
+class AvailabilityOut(msgspec.Struct):
+    location: str
+    days: list[DayOut]
+
+
+class BookingIn(msgspec.Struct, forbid_unknown_fields=False):
+    location: Slug
+    services: Annotated[list[Slug], msgspec.Meta(min_length=1, max_length=20)]
+    start: Start
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=service.NAME_MAX)]
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    phone: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")] = "de"
+    proof: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+
+
+class RescheduleIn(msgspec.Struct):
+    start: Start
+
+
+class AppointmentOut(msgspec.Struct):
+    code: str
+    status: str
+    location: str
+    start: str
+    end: str
+    services: list[str]
+    token: str | None = None
+
+
+Token = Annotated[
+    str, PathParameter(min_length=1, max_length=100, description="The appointment's secret")
+]
+
+
+async def appointment_out(
+    db_session, appointment: Appointment, token: str | None = None
+) -> AppointmentOut:
+    location = await offices.get_location(db_session, appointment.location_id)
+    zone = ZoneInfo(location.timezone if location else "Europe/Berlin")
+    need = await service.services_of(db_session, appointment.id)
+    return AppointmentOut(
+        code=appointment.code,
+        status=appointment.status,
+        location=appointment.location_id,
+        start=appointment.start_at.astimezone(zone).isoformat(),
+        end=appointment.end_at.astimezone(zone).isoformat(),
+        services=[s for s, q in sorted(need.items()) for _ in range(q)],
+        token=token,
+    )
+
+
+class AvailabilityController(Controller):
+    path = "/api/v1/availability"
+    tags = ["booking"]
+
+    @get(summary="Free start times", responses=errors(400))
+    async def availability(
+        self,
+        db: DatabaseDep,
+        clock: ClockDep,
+        cache: CacheDep,
+        location: Annotated[str, QueryParameter(min_length=1, max_length=64)],
+        service_ids: Annotated[
+            list[str],
+            QueryParameter(name="service", min_items=1, max_items=20, description="Repeat for two"),
+        ],
+        first: Annotated[date | None, QueryParameter(name="from")] = None,
+        last: Annotated[date | None, QueryParameter(name="to", description="inclusive")] = None,
+    ) -> AvailabilityOut:
+        async with db.read() as session:
+            result = await service.availability(
+                session, clock.now(), location, service_ids, first, last, cache=cache
+            )
+            loc = await offices.get_location(session, location)
+        zone = ZoneInfo(loc.timezone)
+        return AvailabilityOut(
+            location=result.location,
+            days=[
+                DayOut(day, [s.astimezone(zone).isoformat() for s in starts])
+                for day, starts in sorted(result.days.items())
+            ],
+        )
+
+
+class AppointmentController(Controller):
+    path = "/api/v1/appointments"
+    tags = ["booking"]
+
+    @post(
+        status_code=HTTP_201_CREATED, summary="Book an appointment", responses=errors(400, 409, 429)
+    )
+    async def create(
+        self,
+        request: Request,
+        data: JSONBody[BookingIn],
+        db: DatabaseDep,
+        clock: ClockDep,
+        settings: SettingsDep,
+        limiter: LimiterDep,
+    ) -> AppointmentOut:
+        now = clock.now()
+        client = client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            settings.trusted_proxies,
+        )
+        retry_after = await limiter.hit(f"book:{client}", settings.booking_rate_limit, now)
+        if retry_after:
+            raise RateLimited(
+                "You have made many bookings in a short time. Please wait a minute and try again.",
+                retry_after=retry_after,
+            )
+        booking = service.BookingRequest(
+            location=data.location,
+            services=list(data.services),
+            start=data.start,
+            name=data.name,
+            email=data.email,
+            phone=data.phone,
+            language=data.language,
+        )
+        async with db.write() as session:
+            booked = await service.book(
+                session,
+                settings.secret_key,
+                now,
+                booking,
+                max_per_email=settings.max_active_appointments_per_email,
+                retention_days=settings.retention_days,
+            )
+            return await appointment_out(session, booked.appointment, booked.token)
+
+    @get("/{token:str}", summary="An appointment by its secret link", responses=errors(404))
+    async def read(self, token: Token, db: DatabaseDep, settings: SettingsDep) -> AppointmentOut:
+        async with db.read() as session:
+            appointment = await service.by_token(session, settings.secret_key, token)
+            return await appointment_out(session, appointment)
+
+    @delete(
+        "/{token:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Cancel",
+        responses=errors(404, 409),
+    )
+    async def cancel(
+        self,
+        token: Token,
+        db: DatabaseDep,
+        clock: ClockDep,
+        settings: SettingsDep,
+    ) -> None:
+        async with db.write() as session:
+            appointment = await service.by_token(
+                session, settings.secret_key, token, for_update=True
+            )
+            await service.cancel_by_citizen(session, appointment, clock.now())
+
+    @post(
+        "/{token:str}/reschedule",
+        status_code=HTTP_200_OK,
+        summary="Move to another start; the old time is kept if the new one is taken",
+        responses=errors(400, 404, 409),
+    )
+    async def reschedule(
+        self,
+        token: Token,
+        data: JSONBody[RescheduleIn],
+        db: DatabaseDep,
+        clock: ClockDep,
+        settings: SettingsDep,
+    ) -> AppointmentOut:
+        async with db.write() as session:
+            appointment = await service.by_token(
+                session, settings.secret_key, token, for_update=True
+            )
+            await service.reschedule(session, appointment, data.start, clock.now())
+            return await appointment_out(session, appointment)
+
+    @post(
+        "/{token:str}/confirm",
+        status_code=HTTP_200_OK,
+        summary="Confirm a pending booking (double opt-in)",
+        responses=errors(404, 409),
+    )
+    async def confirm(
+        self,
+        token: Token,
+        db: DatabaseDep,
+        clock: ClockDep,
+        settings: SettingsDep,
+    ) -> AppointmentOut:
+        async with db.write() as session:
+            appointment = await service.by_token(
+                session, settings.secret_key, token, for_update=True
+            )
+            await service.confirm(session, appointment, clock.now())
+            return await appointment_out(session, appointment)
+
+    @get(
+        "/{token:str}/calendar.ics",
+        media_type="text/calendar",
+        summary="The appointment as an iCalendar file (METHOD:PUBLISH)",
+        responses=errors(404),
+    )
+    async def calendar(
+        self,
+        token: Token,
+        db: DatabaseDep,
+        clock: ClockDep,
+        settings: SettingsDep,
+    ) -> Response[bytes]:
+        async with db.read() as session:
+            appointment = await service.by_token(session, settings.secret_key, token)
+            location = await offices.get_location(session, appointment.location_id)
+            need = await service.services_of(session, appointment.id)
+            names = {
+                s.id: s.name for s in await offices.list_services(session, appointment.language)
+            }
+        summary_services = ", ".join(
+            (f"{q}× " if q > 1 else "") + names.get(s, s) for s, q in sorted(need.items())
+        )
+        location_name = pick_text(location.name, appointment.language) if location else ""
+        entry = CalendarEntry(
+            uid=appointment_uid(appointment.id, settings.mail_from.rpartition("@")[2] or "aufruf"),
+            sequence=appointment.sequence,
+            start=appointment.start_at,
+            end=appointment.end_at,
+            timezone=location.timezone if location else "Europe/Berlin",
+            summary=f"{location_name}: {summary_services}",
+            location=f"{location_name}, {location.address}" if location else "",
+            description=f"Code {appointment.code}",
+            stamp=clock.now(),
+            cancelled=appointment.status == "cancelled",
+        )
+        return Response(
+            calendar_file(entry, "PUBLISH"),
+            media_type="text/calendar; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="termin-{appointment.code}.ics"'
+            },
+        )

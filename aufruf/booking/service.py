@@ -1,0 +1,656 @@
+"""Booking transactions: availability on demand, and appointments that claim capacity in the
+database in the same transaction that creates them (ARCHITECTURE.md rule 1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aufruf.booking import logic
+from aufruf.booking.logic import Claim, LocationRules, NotBookable, Usage
+from aufruf.booking.model import (
+    ACTIVE_STATUSES,
+    Appointment,
+    AppointmentClaim,
+    AppointmentService,
+    AvailabilityVersion,
+    CapacityUsage,
+    Contact,
+)
+from aufruf.errors import Conflict, InvalidInput, NotFound
+from aufruf.notifications.service import queue_message
+from aufruf.offices import service as offices
+from aufruf.tokens import derive_token, new_nonce, token_matches, token_row_id
+
+LANGUAGES = ("de", "en", "tr", "ru", "uk", "ar")
+PENDING_HOLD_MINUTES = 30
+NAME_MAX = 200
+EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"'.]{2,}$")
+PHONE_RE = re.compile(r"^\+?[0-9 ()/\-]{3,40}$")
+TOKEN_KIND = "appointment"
+
+
+class SlotTaken(Conflict):
+    reason = "slot_taken"
+
+
+class LimitReached(Conflict):
+    reason = "limit_reached"
+
+
+# --- availability -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Availability:
+    location: str
+    days: dict[date, list[datetime]]
+
+
+class AvailabilityCache:
+    """Computed availability of one app instance, each entry tagged with the location's
+    availability version it was computed at."""
+
+    limit = 2048
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, tuple[int, dict[date, list[datetime]]]] = {}
+
+    def get(self, key: tuple, version: int) -> dict[date, list[datetime]] | None:
+        entry = self.entries.get(key)
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    def put(self, key: tuple, version: int, days: dict[date, list[datetime]]) -> None:
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        self.entries[key] = (version, days)
+
+
+async def availability(
+    session: AsyncSession,
+    now: datetime,
+    location_id: str,
+    services: Sequence[str],
+    first: date | None = None,
+    last: date | None = None,
+    cache: AvailabilityCache | None = None,
+) -> Availability:
+    """Free starts for `services` (a multiset) at a location, by local day.
+
+    The result without the lead-time cut is kept per instance and reused while the
+    location's availability version is unchanged: every booking, cancellation and change of
+    the rules raises that version in its own transaction, so no instance serves a stale answer.
+    """
+    need = logic.need_of(list(services))
+    rules = await _rules_for_request(session, now, location_id, need, first, last, field="service")
+    days = logic.bookable_days(rules, now, first, last)
+    if not days:
+        return Availability(location_id, {})
+    version = await _version(session, location_id)
+    key = (location_id, tuple(sorted(need.items())), days[0], days[-1])
+    computed = cache.get(key, version) if cache is not None else None
+    if computed is None:
+        usage = await _usage(session, location_id, rules, days[0], days[-1])
+        # computed from the first day's midnight without lead time; the lead cut is per request
+        midnight = logic.local_day_bounds(rules, days[0])[0]
+        computed = logic.free_starts(_without_lead(rules), need, usage, midnight, days[0], days[-1])
+        if cache is not None:
+            cache.put(key, version, computed)
+    earliest = now + timedelta(minutes=rules.lead_minutes)
+    return Availability(
+        location_id, {day: [s for s in starts if s >= earliest] for day, starts in computed.items()}
+    )
+
+
+def _without_lead(rules: LocationRules) -> LocationRules:
+    # the horizon is already applied by the range of days
+    return replace(rules, lead_minutes=0, horizon_days=rules.horizon_days + 1)
+
+
+async def _rules_for_request(
+    session: AsyncSession,
+    now: datetime,
+    location_id: str,
+    need: Mapping[str, int],
+    first: date | None,
+    last: date | None,
+    *,
+    field: str,
+) -> LocationRules:
+    location = await offices.get_location(session, location_id)
+    if location is None:
+        raise InvalidInput(f"There is no location {location_id!r}.", field="location")
+    today = now.astimezone(ZoneInfo(location.timezone)).date()
+    range_first = max(first or today, today)
+    range_last = min(
+        last or today + timedelta(days=location.horizon_days),
+        today + timedelta(days=location.horizon_days),
+    )
+    rules = await offices.location_rules(
+        session, location_id, range_first, max(range_first, range_last)
+    )
+    if not need:
+        raise InvalidInput("Choose at least one service.", field=field)
+    for index, (service_id, quantity) in enumerate(need.items()):
+        rule = rules.services.get(service_id)
+        if rule is None:
+            raise InvalidInput(
+                f"The service {service_id!r} is not offered at {location_id!r}.",
+                field=f"{field}[{index}]" if field == "services" else field,
+            )
+        if quantity > rule.max_quantity:
+            raise InvalidInput(
+                f"At most {rule.max_quantity} of {service_id!r} can be booked in one appointment.",
+                field=field,
+            )
+    return rules
+
+
+async def _version(session: AsyncSession, location_id: str) -> int:
+    value = await session.scalar(
+        select(AvailabilityVersion.version).where(AvailabilityVersion.location_id == location_id)
+    )
+    return value or 0
+
+
+async def bump_versions(session: AsyncSession, location_ids: Iterable[str]) -> None:
+    """Mark the availability of these locations as changed (call last in a transaction)."""
+    for location_id in sorted(set(location_ids)):
+        stmt = _insert(session)(AvailabilityVersion).values(location_id=location_id, version=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[AvailabilityVersion.location_id],
+            set_={"version": AvailabilityVersion.version + 1},
+        )
+        await session.execute(stmt)
+
+
+async def _usage(
+    session: AsyncSession, location_id: str, rules: LocationRules, first: date, last: date
+) -> Usage:
+    start = logic.local_day_bounds(rules, first)[0]
+    end = logic.local_day_bounds(rules, last)[1]
+    rows = await session.execute(
+        select(
+            CapacityUsage.kind, CapacityUsage.service_id, CapacityUsage.at, CapacityUsage.used
+        ).where(
+            CapacityUsage.location_id == location_id,
+            CapacityUsage.at >= start,
+            CapacityUsage.at < end,
+            CapacityUsage.used > 0,
+        )
+    )
+    return Usage({(kind, service, at): used for kind, service, at, used in rows})
+
+
+# --- claiming and releasing capacity ------------------------------------------------------
+
+
+def _insert(session: AsyncSession):  # returns the dialect's insert construct
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def _apply_claims(
+    session: AsyncSession,
+    location_id: str,
+    add: Sequence[Claim],
+    remove: Sequence[AppointmentClaim],
+) -> None:
+    """Take `add` and give back `remove`, one row at a time in key order (the same order in
+    every transaction, so concurrent bookings wait for each other instead of deadlocking).
+    A place is taken with `used = used + n WHERE used + n <= capacity`; if any row has no
+    room, SlotTaken is raised and the caller's transaction rolls back."""
+    delta: dict[tuple[str, str, datetime], tuple[int, int]] = {}
+    for claim in add:
+        n, _ = delta.get(claim.key, (0, claim.capacity))
+        delta[claim.key] = (n + claim.n, claim.capacity)
+    for held in remove:
+        key = (held.kind, held.service_id, held.at)
+        n, capacity = delta.get(key, (0, 0))
+        delta[key] = (n - held.n, capacity)
+    insert = _insert(session)
+    for (kind, service_id, at), (n, capacity) in sorted(delta.items()):
+        if n < 0:
+            await session.execute(
+                update(CapacityUsage)
+                .where(
+                    CapacityUsage.location_id == location_id,
+                    CapacityUsage.kind == kind,
+                    CapacityUsage.service_id == service_id,
+                    CapacityUsage.at == at,
+                )
+                .values(used=CapacityUsage.used + n)
+            )
+            continue
+        if n == 0:
+            continue
+        if n > capacity:
+            raise SlotTaken("This time is no longer available.")
+        stmt = insert(CapacityUsage).values(
+            location_id=location_id,
+            kind=kind,
+            service_id=service_id,
+            at=at,
+            used=n,
+            capacity=capacity,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[
+                CapacityUsage.location_id,
+                CapacityUsage.kind,
+                CapacityUsage.service_id,
+                CapacityUsage.at,
+            ],
+            set_={
+                "used": CapacityUsage.used + stmt.excluded.used,
+                "capacity": stmt.excluded.capacity,
+            },
+            where=CapacityUsage.used + stmt.excluded.used <= stmt.excluded.capacity,
+        ).returning(CapacityUsage.used)
+        if (await session.execute(stmt)).first() is None:
+            raise SlotTaken("This time is no longer available.")
+
+
+async def _held_claims(session: AsyncSession, appointment_id: int) -> list[AppointmentClaim]:
+    return list(
+        await session.scalars(
+            select(AppointmentClaim).where(AppointmentClaim.appointment_id == appointment_id)
+        )
+    )
+
+
+async def _release(session: AsyncSession, appointment: Appointment) -> None:
+    held = await _held_claims(session, appointment.id)
+    await _apply_claims(session, appointment.location_id, [], held)
+    await session.execute(
+        delete(AppointmentClaim).where(AppointmentClaim.appointment_id == appointment.id)
+    )
+    appointment.release_at = None
+
+
+def _claim_rows(appointment_id: int, claims: Sequence[Claim]) -> list[AppointmentClaim]:
+    merged: dict[tuple[str, str, datetime], int] = {}
+    for c in claims:
+        merged[c.key] = merged.get(c.key, 0) + c.n
+    return [
+        AppointmentClaim(appointment_id=appointment_id, kind=k, service_id=s, at=at, n=n)
+        for (k, s, at), n in merged.items()
+    ]
+
+
+# --- appointments -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    location: str
+    services: list[str]
+    start: datetime
+    name: str
+    email: str | None
+    phone: str | None = None
+    language: str = "de"
+    by_staff: bool = False
+    pending: bool = False  # e.g. no valid proof of work: confirm by e-mail first
+
+
+@dataclass(frozen=True)
+class Booked:
+    appointment: Appointment
+    services: dict[str, int]
+    token: str
+
+
+def appointment_token(secret: str, appointment: Appointment) -> str:
+    return derive_token(secret, TOKEN_KIND, appointment.id, appointment.nonce)
+
+
+def _validate_person(request: BookingRequest) -> tuple[str, str | None, str | None]:
+    name = " ".join(request.name.split())
+    if not name:
+        raise InvalidInput("Please enter your name.", field="name")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(f"The name may have at most {NAME_MAX} characters.", field="name")
+    email = (request.email or "").strip() or None
+    if email is None and not request.by_staff:
+        raise InvalidInput("Please enter your e-mail address.", field="email")
+    if email is not None and (len(email) > 254 or not EMAIL_RE.match(email)):
+        raise InvalidInput("This is not a valid e-mail address.", field="email")
+    phone = (request.phone or "").strip() or None
+    if phone is not None and not PHONE_RE.match(phone):
+        raise InvalidInput("This is not a valid phone number.", field="phone")
+    if request.language not in LANGUAGES:
+        raise InvalidInput(f"The language must be one of {', '.join(LANGUAGES)}.", field="language")
+    return name, email, phone
+
+
+async def _check_email_limit(
+    session: AsyncSession, email_key: str, now: datetime, limit: int
+) -> None:
+    if session.bind.dialect.name == "postgresql":
+        # serialise bookings of one address, so two at once cannot both pass the count
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(email_key))))
+    active = await session.scalar(
+        select(func.count())
+        .select_from(Appointment)
+        .join(Contact, Contact.appointment_id == Appointment.id)
+        .where(
+            Contact.email_key == email_key,
+            Appointment.status.in_(("pending", "confirmed")),
+            Appointment.end_at > now,
+        )
+    )
+    if (active or 0) >= limit:
+        raise LimitReached(
+            f"This e-mail address already has {limit} upcoming appointments. "
+            "Please cancel one before booking another."
+        )
+
+
+async def book(
+    session: AsyncSession,
+    secret: str,
+    now: datetime,
+    request: BookingRequest,
+    *,
+    max_per_email: int = 3,
+    retention_days: int = 7,
+) -> Booked:
+    """Create an appointment and claim its places, in the caller's transaction."""
+    name, email, phone = _validate_person(request)
+    need = logic.need_of(request.services)
+    start = request.start
+    if start.tzinfo is None:
+        raise InvalidInput(
+            "The start needs a time zone offset, e.g. 2026-11-24T09:00:00+01:00.", field="start"
+        )
+    zone_day = None
+    location = await offices.get_location(session, request.location)
+    if location is not None:
+        zone_day = start.astimezone(ZoneInfo(location.timezone)).date()
+    rules = await _rules_for_request(
+        session, now, request.location, need, zone_day, zone_day, field="services"
+    )
+    try:
+        claims = logic.check_start(rules, need, start, now)
+    except NotBookable as exc:
+        raise InvalidInput(str(exc), field="start", reason=exc.reason) from None
+    if email is not None and not request.by_staff:
+        await _check_email_limit(session, email.lower(), now, max_per_email)
+    await _apply_claims(session, request.location, claims, [])
+    length = timedelta(minutes=logic.appointment_minutes(rules, need))
+    pending = request.pending or location.double_opt_in
+    appointment = Appointment(
+        location_id=request.location,
+        start_at=start.astimezone(now.tzinfo),
+        end_at=(start + length).astimezone(now.tzinfo),
+        status="pending" if pending else "confirmed",
+        nonce=new_nonce(),
+        language=request.language,
+        sequence=0,
+        created_at=now,
+        confirmed_at=None if pending else now,
+        pending_until=now + timedelta(minutes=PENDING_HOLD_MINUTES) if pending else None,
+        booked_by="staff" if request.by_staff else "citizen",
+    )
+    await _insert_with_code(session, appointment)
+    session.add_all(
+        [
+            AppointmentService(appointment_id=appointment.id, service_id=s, quantity=q)
+            for s, q in need.items()
+        ]
+    )
+    session.add_all(_claim_rows(appointment.id, claims))
+    session.add(
+        Contact(
+            appointment_id=appointment.id,
+            name=name,
+            email=email,
+            email_key=email.lower() if email else None,
+            phone=phone,
+            delete_after=appointment.end_at + timedelta(days=retention_days),
+        )
+    )
+    if email is not None:
+        kind = "booking_pending" if pending else "booking_confirmed"
+        queue_message(session, kind, appointment.id, appointment.language, now)
+    await bump_versions(session, [appointment.location_id])
+    return Booked(appointment, need, appointment_token(secret, appointment))
+
+
+async def _insert_with_code(
+    session: AsyncSession, appointment: Appointment, tries: int = 8
+) -> None:
+    """Insert with a fresh code, unique among active appointments (a unique partial index)."""
+    for _ in range(tries):
+        appointment.code = logic.new_code()
+        try:
+            async with session.begin_nested():
+                session.add(appointment)
+                await session.flush()
+            return
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not find a free booking code")
+
+
+async def by_token(
+    session: AsyncSession, secret: str, token: str, *, for_update: bool = False
+) -> Appointment:
+    row_id = token_row_id(token)
+    stmt = select(Appointment).where(Appointment.id == row_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    appointment = await session.scalar(stmt) if row_id is not None else None
+    if appointment is None or not token_matches(
+        secret, TOKEN_KIND, appointment.id, appointment.nonce, token
+    ):
+        raise NotFound("There is no appointment for this link.")
+    return appointment
+
+
+async def services_of(session: AsyncSession, appointment_id: int) -> dict[str, int]:
+    rows = await session.execute(
+        select(AppointmentService.service_id, AppointmentService.quantity).where(
+            AppointmentService.appointment_id == appointment_id
+        )
+    )
+    return dict(rows.all())
+
+
+async def cancel(
+    session: AsyncSession,
+    appointment: Appointment,
+    now: datetime,
+    *,
+    by: str = "citizen",
+    reason: str | None = None,
+    holdback_minutes: int = 0,
+) -> bool:
+    """Cancel a pending or confirmed appointment and free its time (at once, or after the
+    location's hold-back). Cancelling a cancelled appointment changes nothing (False)."""
+    if appointment.status == "cancelled":
+        return False
+    if appointment.status not in ("pending", "confirmed"):
+        raise Conflict(
+            f"An appointment that is {appointment.status.replace('_', ' ')} cannot be cancelled.",
+            reason="already_checked_in"
+            if appointment.status == "checked_in"
+            else "not_cancellable",
+        )
+    appointment.status = "cancelled"
+    appointment.cancelled_at = now
+    appointment.cancelled_by = by
+    appointment.cancel_reason = reason
+    appointment.sequence += 1
+    if holdback_minutes > 0 and by == "citizen":
+        appointment.release_at = now + timedelta(minutes=holdback_minutes)
+    else:
+        await _release(session, appointment)
+    kind = "cancelled_by_office" if by == "office" else "booking_cancelled"
+    queue_message(
+        session, kind, appointment.id, appointment.language, now, {"reason": reason or ""}
+    )
+    await bump_versions(session, [appointment.location_id])
+    return True
+
+
+async def cancel_by_citizen(session: AsyncSession, appointment: Appointment, now: datetime) -> bool:
+    """The citizen cancels: the time is free again at once, or after the location's hold-back."""
+    location = await offices.get_location(session, appointment.location_id)
+    holdback = location.cancel_holdback_minutes if location is not None else 0
+    return await cancel(session, appointment, now, by="citizen", holdback_minutes=holdback)
+
+
+async def reschedule(
+    session: AsyncSession, appointment: Appointment, start: datetime, now: datetime
+) -> None:
+    """Move an appointment to `start`; its old places are given back and the new ones taken in
+    one transaction, so if the new time is taken the old one is kept."""
+    if appointment.status not in ("pending", "confirmed"):
+        raise Conflict(
+            f"An appointment that is {appointment.status.replace('_', ' ')} cannot be moved.",
+            reason="cancelled" if appointment.status == "cancelled" else "not_movable",
+        )
+    if start.tzinfo is None:
+        raise InvalidInput("The start needs a time zone offset.", field="start")
+    need = await services_of(session, appointment.id)
+    location = await offices.get_location(session, appointment.location_id)
+    if location is None:
+        raise Conflict("This location no longer takes appointments.", reason="closed")
+    day = start.astimezone(ZoneInfo(location.timezone)).date()
+    rules = await offices.location_rules(session, appointment.location_id, day, day)
+    try:
+        claims = logic.check_start(rules, need, start, now)
+    except NotBookable as exc:
+        raise InvalidInput(str(exc), field="start", reason=exc.reason) from None
+    held = await _held_claims(session, appointment.id)
+    await _apply_claims(session, appointment.location_id, claims, held)
+    await session.execute(
+        delete(AppointmentClaim).where(AppointmentClaim.appointment_id == appointment.id)
+    )
+    session.add_all(_claim_rows(appointment.id, claims))
+    length = timedelta(minutes=logic.appointment_minutes(rules, need))
+    appointment.start_at = start.astimezone(now.tzinfo)
+    appointment.end_at = (start + length).astimezone(now.tzinfo)
+    appointment.sequence += 1
+    await session.execute(
+        update(Contact)
+        .where(Contact.appointment_id == appointment.id)
+        .values(delete_after=appointment.end_at + (await _retention(session, appointment)))
+    )
+    queue_message(session, "booking_rescheduled", appointment.id, appointment.language, now)
+    await bump_versions(session, [appointment.location_id])
+
+
+async def _retention(session: AsyncSession, appointment: Appointment) -> timedelta:
+    contact = await session.get(Contact, appointment.id)
+    if contact is None:
+        return timedelta(days=7)
+    return contact.delete_after - appointment.end_at
+
+
+async def confirm(session: AsyncSession, appointment: Appointment, now: datetime) -> None:
+    """Confirm a pending appointment (double opt-in) while it still holds its time."""
+    if appointment.status == "confirmed":
+        return
+    if appointment.status != "pending":
+        raise Conflict(
+            f"An appointment that is {appointment.status.replace('_', ' ')} cannot be confirmed.",
+            reason="cancelled" if appointment.status in ("cancelled", "expired") else "not_pending",
+        )
+    if appointment.pending_until is not None and appointment.pending_until <= now:
+        await expire(session, appointment)
+        raise Conflict(
+            "The time was held for you, but the link came too late. Please book again.",
+            reason="expired",
+        )
+    appointment.status = "confirmed"
+    appointment.confirmed_at = now
+    appointment.pending_until = None
+    queue_message(session, "booking_confirmed", appointment.id, appointment.language, now)
+
+
+async def expire(session: AsyncSession, appointment: Appointment) -> None:
+    appointment.status = "expired"
+    await _release(session, appointment)
+    await bump_versions(session, [appointment.location_id])
+
+
+async def cancel_for_closure(
+    session: AsyncSession,
+    location_id: str,
+    first_day: date,
+    last_day: date,
+    reason: dict[str, str],
+    now: datetime,
+) -> int:
+    """Cancel the active appointments of a location on a closed range of local days, with
+    the reason in each citizen's language and a notice queued to each. Returns how many."""
+    location = await offices.get_location(session, location_id)
+    if location is None:
+        return 0
+    zone = ZoneInfo(location.timezone)
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    affected = list(
+        await session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.location_id == location_id,
+                Appointment.status.in_(("pending", "confirmed")),
+                Appointment.start_at >= start,
+                Appointment.start_at < end,
+                Appointment.start_at > now,
+            )
+            .order_by(Appointment.id)
+        )
+    )
+    for appointment in affected:
+        text = (
+            reason.get(appointment.language) or reason.get("de") or next(iter(reason.values()), "")
+        )
+        await cancel(session, appointment, now, by="office", reason=text or "closure")
+    return len(affected)
+
+
+async def release_due(session: AsyncSession, now: datetime) -> int:
+    """Free what is due: capacity held back after cancellations, and pending bookings whose
+    confirmation did not come in time. Returns how many appointments were touched."""
+    held = list(
+        await session.scalars(
+            select(Appointment).where(Appointment.release_at <= now).order_by(Appointment.id)
+        )
+    )
+    for appointment in held:
+        await _release(session, appointment)
+    if held:
+        await bump_versions(session, [a.location_id for a in held])
+    expired = list(
+        await session.scalars(
+            select(Appointment)
+            .where(Appointment.status == "pending", Appointment.pending_until <= now)
+            .order_by(Appointment.id)
+        )
+    )
+    for appointment in expired:
+        await expire(session, appointment)
+    return len(held) + len(expired)
+
+
+async def purge(session: AsyncSession, now: datetime) -> int:
+    """Delete the contact data whose retention has run out. Returns how many were deleted."""
+    result = await session.execute(delete(Contact).where(Contact.delete_after <= now))
+    return result.rowcount or 0
+
+
+def is_active(appointment: Appointment) -> bool:
+    return appointment.status in ACTIVE_STATUSES

@@ -1,0 +1,8 @@
+"""Every table, imported once so the metadata is complete (Alembic, tests)."""
+
+from aufruf.booking import model as booking_model
+from aufruf.db import Base
+from aufruf.notifications import model as notifications_model
+from aufruf.offices import model as offices_model
+
+__all__ = ["Base", "booking_model", "notifications_model", "offices_model"]

@@ -1,0 +1,165 @@
+"""Reading the directory: what the public API lists and the rules availability works from."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+
+import holidays
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aufruf.booking.logic import LocationRules, ServiceRule, Window
+from aufruf.db import pick_text
+from aufruf.errors import NotFound
+from aufruf.offices.model import (
+    Authority,
+    Closure,
+    Location,
+    LocationService,
+    OpeningWindow,
+    Service,
+)
+
+
+@dataclass(frozen=True)
+class LocationInfo:
+    id: str
+    name: str
+    authority: str
+    address: str
+    timezone: str
+    services: list[str]
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    id: str
+    name: str
+    authority: str
+    duration_minutes: int
+    max_quantity: int
+    bring: str
+
+
+async def list_locations(session: AsyncSession, language: str = "de") -> list[LocationInfo]:
+    offered = await session.execute(
+        select(LocationService.location_id, LocationService.service_id)
+        .join(Service, Service.id == LocationService.service_id)
+        .where(LocationService.active, Service.active)
+        .order_by(Service.position, Service.id)
+    )
+    by_location: dict[str, list[str]] = defaultdict(list)
+    for location_id, service_id in offered:
+        by_location[location_id].append(service_id)
+    rows = await session.scalars(
+        select(Location).where(Location.active).order_by(Location.position, Location.id)
+    )
+    return [
+        LocationInfo(
+            id=row.id,
+            name=pick_text(row.name, language),
+            authority=row.authority_id,
+            address=row.address,
+            timezone=row.timezone,
+            services=by_location.get(row.id, []),
+        )
+        for row in rows
+    ]
+
+
+async def list_services(session: AsyncSession, language: str = "de") -> list[ServiceInfo]:
+    rows = await session.scalars(
+        select(Service)
+        .join(Authority, Authority.id == Service.authority_id)
+        .where(Service.active)
+        .order_by(Authority.position, Service.position, Service.id)
+    )
+    return [
+        ServiceInfo(
+            id=row.id,
+            name=pick_text(row.name, language),
+            authority=row.authority_id,
+            duration_minutes=row.duration_minutes,
+            max_quantity=row.max_quantity,
+            bring=pick_text(row.bring, language),
+        )
+        for row in rows
+    ]
+
+
+async def get_location(session: AsyncSession, location_id: str) -> Location | None:
+    location = await session.get(Location, location_id)
+    return location if location is not None and location.active else None
+
+
+@lru_cache(maxsize=256)
+def public_holidays(state: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.Germany(subdiv=state, years=year).keys())
+
+
+def closed_days(
+    location: Location, closures: list[Closure], first: date, last: date
+) -> frozenset[date]:
+    """Closures and the public holidays of the location's state between first and last."""
+    days: set[date] = set()
+    if location.holiday_state:
+        for year in range(first.year, last.year + 1):
+            days |= public_holidays(location.holiday_state, year)
+    for closure in closures:
+        day = max(closure.first_day, first)
+        while day <= min(closure.last_day, last):
+            days.add(day)
+            day += timedelta(days=1)
+    return frozenset(d for d in days if first <= d <= last)
+
+
+async def location_rules(
+    session: AsyncSession, location_id: str, first: date, last: date
+) -> LocationRules:
+    """The booking rules of an active location for the local days first..last."""
+    location = await get_location(session, location_id)
+    if location is None:
+        raise NotFound(f"There is no location {location_id!r}.")
+    windows = await session.scalars(
+        select(OpeningWindow)
+        .where(OpeningWindow.location_id == location_id)
+        .order_by(OpeningWindow.weekday, OpeningWindow.opens)
+    )
+    weekly: dict[int, list[Window]] = defaultdict(list)
+    for w in windows:
+        weekly[w.weekday].append(Window(w.opens, w.closes, w.appointment_counters))
+    closures = list(
+        await session.scalars(
+            select(Closure).where(
+                Closure.location_id == location_id,
+                Closure.last_day >= first,
+                Closure.first_day <= last,
+            )
+        )
+    )
+    offered = await session.execute(
+        select(Service, LocationService)
+        .join(LocationService, LocationService.service_id == Service.id)
+        .where(LocationService.location_id == location_id, LocationService.active, Service.active)
+    )
+    services = {
+        service.id: ServiceRule(
+            duration_minutes=offer.duration_minutes or service.duration_minutes,
+            max_quantity=service.max_quantity,
+            daily_cap=offer.daily_cap,
+            parallel_cap=offer.parallel_cap,
+        )
+        for service, offer in offered
+    }
+    return LocationRules(
+        timezone=location.timezone,
+        slot_minutes=location.slot_minutes,
+        weekly={day: tuple(ws) for day, ws in weekly.items()},
+        services=services,
+        closed_days=closed_days(location, closures, first, last),
+        lead_minutes=location.lead_minutes,
+        horizon_days=location.horizon_days,
+    )
