@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +22,7 @@ from aufruf.errors import DomainError, RateLimited
 from aufruf.offices.api import DirectoryController
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
+from aufruf.worker import Worker
 
 log = logging.getLogger("aufruf")
 
@@ -72,7 +75,11 @@ def health() -> dict[str, str]:
 
 
 def create_app(
-    settings: Settings, *, db: Database | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    run_worker: bool = False,
 ) -> Litestar:
     database = db or Database(settings.database_url)
     the_clock = clock or SystemClock()
@@ -81,9 +88,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if run_worker:
+            task = asyncio.create_task(Worker(database, the_clock, limiter).run(stop))
         try:
             yield
         finally:
+            stop.set()
+            if task is not None:
+                await task
             await limiter.close()
             if db is None:
                 await database.dispose()
@@ -112,4 +126,6 @@ def create_app(
 
 def app_from_env() -> Litestar:
     """The app for `uvicorn --factory` (used by `aufruf serve --workers N`)."""
-    return create_app(Settings.from_env())
+    return create_app(
+        Settings.from_env(), run_worker=os.environ.get("AUFRUF_RUN_WORKER", "1") == "1"
+    )

@@ -173,3 +173,18 @@ async def running(app) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say plainly what this run did not run, and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section("not run here")
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"{count:4d} tests: {reason}")
