@@ -19,6 +19,7 @@ from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock, SystemClock
 from aufruf.db import Database
 from aufruf.errors import DomainError, RateLimited
+from aufruf.logs import access_log_middleware, redact
 from aufruf.offices.api import DirectoryController
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
@@ -50,7 +51,9 @@ def domain_error(_: Request, exc: DomainError) -> Response:
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code >= 500:
-        log.error("error %s on %s %s", exc.detail, request.method, request.url.path, exc_info=exc)
+        log.error(
+            "error %s on %s %s", exc.detail, request.method, redact(request.url.path), exc_info=exc
+        )
         return unexpected_error(request, exc)
     return Response(
         error_body(exc.status_code, exc.detail, None, exc.extra),
@@ -61,7 +64,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, redact(request.url.path))
     return Response(
         error_body(500, "Something went wrong on our side. Please try again in a moment."),
         status_code=500,
@@ -117,6 +120,7 @@ def create_app(
             Exception: unexpected_error,
         },
         lifespan=[lifespan],
+        middleware=[access_log_middleware],
         openapi_config=OpenAPIConfig(
             title="aufruf", version="1", path="/schema", render_plugins=[ScalarRenderPlugin()]
         ),

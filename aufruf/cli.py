@@ -140,6 +140,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, worker: bool)
         port=port,
         workers=workers,
         log_level="info",
+        access_log=False,  # aufruf.access logs requests with their secrets cut out
         proxy_headers=False,
     )
 

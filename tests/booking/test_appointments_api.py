@@ -79,3 +79,21 @@ async def test_unknown_token_is_404(db, client):
     token = (await client.post("/api/v1/appointments", json=a_booking())).json()["token"]
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert (await client.get(f"/api/v1/appointments/{forged}")).status_code == 404
+
+
+async def test_logs_never_carry_the_token(db, client, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    await a_location(db)
+    token = (await client.post("/api/v1/appointments", json=a_booking())).json()["token"]
+    await client.get(f"/api/v1/appointments/{token}")
+    await client.get(f"/api/v1/appointments/{token}/calendar.ics")
+    await client.delete(f"/api/v1/appointments/{token}")
+    server_side = "\n".join(
+        r.getMessage()
+        for r in caplog.records
+        if not r.name.startswith("httpx")  # the test's client
+    )
+    assert "GET /api/v1/appointments/… 200" in server_side
+    assert token not in server_side
