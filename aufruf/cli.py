@@ -163,6 +163,7 @@ def _demo(settings: Settings, host: str, port: int) -> None:
     if not settings.public_url:
         print("\nNote: phones need a reachable address; set AUFRUF_PUBLIC_URL to one.")
     print()
+    sys.stdout.flush()
     _serve(settings, host, port, 1, True)
 
 

@@ -1,0 +1,98 @@
+"""`aufruf demo` on an empty directory: migrate, load the demo offices, serve. What a newcomer
+sees after `make demo`."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+DEMO_LOCATIONS = {
+    "buergeramt-mitte",
+    "buergeramt-boele",
+    "buergeramt-haspe",
+    "buergeramt-hohenlimburg",
+    "zulassungsstelle",
+    "fahrerlaubnisstelle",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(base: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)  # polling a starting server, not timing the product
+    raise AssertionError("the server did not answer within a minute")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aufruf.cli", "demo", "--port", str(port)],
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_serving(base, process)
+            yield base, log
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_demo_serves_the_six_demo_locations(demo):
+    base, log = demo
+    locations = httpx.get(f"{base}/api/v1/locations").json()
+    assert {loc["id"] for loc in locations} == DEMO_LOCATIONS
+    mitte = next(loc for loc in locations if loc["id"] == "buergeramt-mitte")
+    assert mitte["authority"] == "buergeramt"
+    assert "fuehrungszeugnis" in mitte["services"]
+    output = log.read_text()
+    assert "loaded the demo offices" in output
+    assert f"{base}/api/v1/locations" in output
+
+
+def test_demo_books_and_logs_no_secret(demo):
+    base, log = demo
+    days = httpx.get(
+        f"{base}/api/v1/availability",
+        params={"location": "buergeramt-mitte", "service": "personalausweis"},
+    ).json()["days"]
+    start = next(slot for day in days for slot in day["slots"])
+    created = httpx.post(
+        f"{base}/api/v1/appointments",
+        json={
+            "location": "buergeramt-mitte",
+            "services": ["personalausweis"],
+            "start": start,
+            "name": "Erika Mustermann",
+            "email": "erika@example.org",
+        },
+    )
+    assert created.status_code == 201, created.text
+    token = created.json()["token"]
+    assert httpx.get(f"{base}/api/v1/appointments/{token}").json()["start"] == start
+    assert token not in log.read_text()
