@@ -104,9 +104,23 @@ def appointment_minutes(rules: LocationRules, need: Mapping[str, int]) -> int:
 def local_day_bounds(rules: LocationRules, day: date) -> tuple[datetime, datetime]:
     """The UTC instants of the local midnights that start and end `day`."""
     zone = rules.zone
-    start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-    return start, end
+    return wall_instant(day, time(0), zone), wall_instant(day + timedelta(days=1), time(0), zone)
+
+
+def wall_instant(day: date, wall: time, zone: ZoneInfo) -> datetime:
+    """The first UTC instant at which the local clock shows `wall` or later on `day`.
+
+    An ambiguous wall time (the repeated hour in autumn) is its first occurrence; a wall time
+    that does not exist (the skipped hour in spring) is the instant the clock jumps past it."""
+    local = datetime.combine(day, wall, tzinfo=zone)
+    instant = local.astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return instant
+    # in the gap: search the minutes between the two readings for the jump
+    at = local.replace(fold=1).astimezone(UTC)
+    while at.astimezone(zone).replace(tzinfo=None) < local.replace(tzinfo=None):
+        at += timedelta(minutes=1)
+    return at
 
 
 def windows_on(rules: LocationRules, day: date) -> list[tuple[datetime, datetime, int]]:
@@ -118,8 +132,8 @@ def windows_on(rules: LocationRules, day: date) -> list[tuple[datetime, datetime
     zone = rules.zone
     result = []
     for window in rules.weekly.get(day.weekday(), ()):
-        opens = datetime.combine(day, window.opens, tzinfo=zone).astimezone(UTC)
-        closes = datetime.combine(day, window.closes, tzinfo=zone).astimezone(UTC)
+        opens = wall_instant(day, window.opens, zone)
+        closes = wall_instant(day, window.closes, zone)
         if opens < closes:
             result.append((opens, closes, window.places))
     return result
@@ -181,7 +195,7 @@ def check_start(
 ) -> list[Claim]:
     """The claims of a start the rules allow now (lead time, horizon, grid, window).
     Whether the places are still free is the database's decision."""
-    start = start.astimezone(UTC)
+    start, now = start.astimezone(UTC), now.astimezone(UTC)
     if start < now + timedelta(minutes=rules.lead_minutes):
         reason = "in_past" if start < now else "too_soon"
         raise NotBookable(
@@ -209,6 +223,7 @@ def free_starts(
     slot it covers has a free place, every cap of its services has room, it is not earlier
     than now + the lead time and its day is not after today + the horizon. Days in the range
     with no free start are present with an empty list."""
+    now = now.astimezone(UTC)  # lead time is real elapsed time, whatever zone `now` is given in
     earliest = now + timedelta(minutes=rules.lead_minutes)
     length = timedelta(minutes=appointment_minutes(rules, need))
     result: dict[date, list[datetime]] = {}

@@ -42,9 +42,14 @@ async def test_hundred_bookings_for_three_places_give_three_appointments(db, cli
 
 async def test_concurrent_bookings_of_different_times_all_succeed(db, client):
     await a_location(db, places=1, hours="08:00-12:00")
-    starts = [f"2026-11-24T{h:02d}:{m:02d}:00+01:00" for h in range(8, 12) for m in range(0, 60, 10)]
+    starts = [
+        f"2026-11-24T{h:02d}:{m:02d}:00+01:00" for h in range(8, 12) for m in range(0, 60, 10)
+    ]
     answers = await asyncio.gather(
-        *(client.post("/api/v1/appointments", json=a_booking(n, start)) for n, start in enumerate(starts))
+        *(
+            client.post("/api/v1/appointments", json=a_booking(n, start))
+            for n, start in enumerate(starts)
+        )
     )
     assert [a.status_code for a in answers] == [201] * len(starts)
     after = await client.get(
