@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from aufruf.booking.model import Appointment
 from aufruf.booking.service import BookingRequest, book
 from aufruf.db import Database
+from aufruf.notifications.model import OutboxMessage
 from aufruf.offices import importer, model
 from aufruf.offices.config import (
     DEMO_FILE,
@@ -190,6 +191,15 @@ async def test_a_new_closure_cancels_a_booked_appointment_with_its_reason(db: Da
         appointment = await session.get(Appointment, booked.appointment.id)
     assert appointment is not None
     assert (appointment.status, appointment.cancel_reason) == ("cancelled", "Wasserschaden")
+    async with db.read() as session:
+        notices = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == "cancelled_by_office")
+            )
+        ).all()
+    assert [(n.appointment_id, n.details["reason"]) for n in notices] == [
+        (booked.appointment.id, "Wasserschaden")
+    ]
 
 
 async def test_a_closure_already_past_cancels_nothing(
