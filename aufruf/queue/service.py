@@ -1,0 +1,952 @@
+"""Queue transactions: tickets, check-in, counter actions. Each change is one transaction that
+writes the rows and one QueueEvent with the location's next seq (taken last, under a row lock
+held to commit, so commit order is seq order); the caller publishes the events after commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aufruf.booking import logic as booking_logic
+from aufruf.booking.model import Appointment, AppointmentService
+from aufruf.errors import Conflict, InvalidInput, NotFound
+from aufruf.offices import service as offices
+from aufruf.offices.model import (
+    Counter,
+    CounterService,
+    Location,
+    LocationService,
+    OpeningWindow,
+    Service,
+    ServiceGroup,
+)
+from aufruf.queue import logic
+from aufruf.queue.model import (
+    CounterSession,
+    CounterState,
+    LocationSequence,
+    QueueEvent,
+    Ticket,
+    TicketNumber,
+    TicketService,
+)
+from aufruf.tokens import derive_token, new_nonce, token_matches, token_row_id
+
+TOKEN_KIND = "ticket"
+OPEN_STATUSES = ("waiting", "called", "serving")
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """A location's queue settings (defaults until the office file sets them)."""
+
+    appointment_letter: str = "T"
+    checkin_early_minutes: int = 60
+    checkin_late_minutes: int = 15
+    recall_pause_seconds: int = 30
+    max_calls: int = 3
+    reactivate_minutes: int = 30
+    transfer_keeps_place: bool = True
+    walk_in_cutoff_minutes: int = 0  # no new walk-ins this long before closing
+    order: logic.OrderRules = field(default_factory=logic.OrderRules)
+
+
+RULES = QueueRules()
+
+
+class NotWaiting(Conflict):
+    reason = "not_waiting"
+
+
+class NoCurrentTicket(Conflict):
+    reason = "no_current_ticket"
+
+
+@dataclass
+class Change:
+    """What a transaction did: the events to publish after commit."""
+
+    events: list[QueueEvent] = field(default_factory=list)
+
+
+def ticket_token(secret: str, ticket: Ticket) -> str:
+    return derive_token(secret, TOKEN_KIND, ticket.id, ticket.nonce)
+
+
+def _insert(session: AsyncSession):  # the dialect's insert construct
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+async def _location(session: AsyncSession, location_id: str) -> Location:
+    location = await offices.get_location(session, location_id)
+    if location is None:
+        raise NotFound(f"There is no location {location_id!r}.")
+    return location
+
+
+def local_day(location: Location, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(location.timezone)).date()
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+async def record(
+    session: AsyncSession,
+    change: Change,
+    location_id: str,
+    kind: str,
+    now: datetime,
+    *,
+    ticket: Ticket | None = None,
+    services: list[str] | None = None,
+    counter_id: str | None = None,
+    actor: str | None = None,
+    data: dict | None = None,
+) -> QueueEvent:
+    """Write the event with the location's next seq (the row stays locked until commit)."""
+    stmt = _insert(session)(LocationSequence).values(location_id=location_id, seq=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[LocationSequence.location_id], set_={"seq": LocationSequence.seq + 1}
+    ).returning(LocationSequence.seq)
+    seq = (await session.execute(stmt)).scalar_one()
+    event = QueueEvent(
+        location_id=location_id,
+        seq=seq,
+        kind=kind,
+        ticket_id=ticket.id if ticket else None,
+        number=ticket.number if ticket else None,
+        services=services or [],
+        counter_id=counter_id,
+        actor=actor,
+        at=now,
+        data=data or {},
+    )
+    session.add(event)
+    change.events.append(event)
+    return event
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+async def _next_number(session: AsyncSession, location_id: str, day: date, letter: str) -> str:
+    stmt = _insert(session)(TicketNumber).values(
+        location_id=location_id, day=day, letter=letter, last=1
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[TicketNumber.location_id, TicketNumber.day, TicketNumber.letter],
+        set_={"last": TicketNumber.last + 1},
+    ).returning(TicketNumber.last)
+    number = (await session.execute(stmt)).scalar_one()
+    return f"{letter}{number:03d}"
+
+
+async def _offered(session: AsyncSession, location_id: str) -> dict[str, tuple[int, str]]:
+    """Services offered at a location: id -> (position, ticket letter)."""
+    rows = await session.execute(
+        select(Service.id, Service.position, ServiceGroup.letter)
+        .join(LocationService, LocationService.service_id == Service.id)
+        .join(ServiceGroup, ServiceGroup.id == Service.group_id)
+        .where(LocationService.location_id == location_id, LocationService.active, Service.active)
+    )
+    return {sid: (pos, letter) for sid, pos, letter in rows}
+
+
+async def walk_in_closed_reason(
+    session: AsyncSession, location: Location, now: datetime, rules: QueueRules = RULES
+) -> str | None:
+    """Why no walk-in ticket can be drawn now (outside opening hours, past the cut-off), or None."""
+    zone = ZoneInfo(location.timezone)
+    local = now.astimezone(zone)
+    if local.date() in offices.closed_days(location, [], local.date(), local.date()):
+        return "The office is closed today."
+    windows = await session.scalars(
+        select(OpeningWindow).where(
+            OpeningWindow.location_id == location.id, OpeningWindow.weekday == local.weekday()
+        )
+    )
+    cutoff = timedelta(minutes=rules.walk_in_cutoff_minutes)
+    for window in windows:
+        opens = datetime.combine(local.date(), window.opens, tzinfo=zone)
+        closes = datetime.combine(local.date(), window.closes, tzinfo=zone)
+        if opens <= local < closes - cutoff:
+            return None
+    return "No new tickets are given out now: the office is closed or closing soon."
+
+
+async def draw_ticket(
+    session: AsyncSession,
+    change: Change,
+    now: datetime,
+    location_id: str,
+    services: list[str],
+    *,
+    source: str,
+    actor: str | None,
+    kiosk_id: str | None = None,
+    rules: QueueRules = RULES,
+) -> Ticket:
+    """A walk-in ticket for one or more services, numbered by the first service's letter."""
+    location = await _location(session, location_id)
+    offered = await _offered(session, location_id)
+    unique = list(dict.fromkeys(services))
+    if not unique:
+        raise InvalidInput("Choose at least one service.", field="services")
+    for index, service_id in enumerate(unique):
+        if service_id not in offered:
+            raise InvalidInput(
+                f"The service {service_id!r} is not offered here.", field=f"services[{index}]"
+            )
+    if source == "kiosk" and (reason := await walk_in_closed_reason(session, location, now, rules)):
+        raise Conflict(reason, reason="closed")
+    letter = offered[min(unique, key=lambda s: offered[s][0])][1]
+    return await _new_ticket(
+        session, change, now, location, unique, letter, source, actor, kiosk_id
+    )
+
+
+async def _new_ticket(
+    session: AsyncSession,
+    change: Change,
+    now: datetime,
+    location: Location,
+    services: list[str],
+    letter: str,
+    source: str,
+    actor: str | None,
+    kiosk_id: str | None,
+    appointment_id: int | None = None,
+) -> Ticket:
+    day = local_day(location, now)
+    ticket = Ticket(
+        location_id=location.id,
+        day=day,
+        number=await _next_number(session, location.id, day, letter),
+        status="waiting",
+        nonce=new_nonce(),
+        source=source,
+        kiosk_id=kiosk_id,
+        appointment_id=appointment_id,
+        issued_at=now,
+        arrived_at=now,
+        priority=0,
+        call_count=0,
+    )
+    session.add(ticket)
+    await session.flush()
+    session.add_all([TicketService(ticket_id=ticket.id, service_id=s) for s in services])
+    await record(
+        session, change, location.id, "issued", now, ticket=ticket, services=services, actor=actor
+    )
+    return ticket
+
+
+async def check_in(
+    session: AsyncSession,
+    change: Change,
+    now: datetime,
+    location_id: str,
+    code: str,
+    *,
+    actor: str | None,
+    kiosk_id: str | None = None,
+    rules: QueueRules = RULES,
+) -> Ticket:
+    """The ticket of a booked appointment, by its code (any case, spaces ignored)."""
+    location = await _location(session, location_id)
+    wanted = booking_logic.normalise_code(code)
+    candidates = list(
+        await session.scalars(
+            select(Appointment).where(Appointment.code == wanted).order_by(Appointment.id.desc())
+        )
+    )
+    if not candidates:
+        raise NotFound("There is no appointment with this code.")
+    appointment = next(
+        (a for a in candidates if a.status in ("pending", "confirmed", "checked_in")), candidates[0]
+    )
+    zone = ZoneInfo(location.timezone)
+    if appointment.status == "cancelled":
+        raise Conflict("This appointment was cancelled.", reason="cancelled")
+    if appointment.status in ("checked_in", "completed", "no_show"):
+        raise Conflict("This appointment is already checked in.", reason="already_checked_in")
+    if appointment.status != "confirmed":
+        raise Conflict("This appointment is not confirmed.", reason="cancelled")
+    if appointment.location_id != location_id:
+        raise Conflict(
+            "This appointment is at another location.",
+            reason="wrong_location",
+            extra=[{"key": "location", "message": appointment.location_id}],
+        )
+    if appointment.start_at.astimezone(zone).date() != now.astimezone(zone).date():
+        raise Conflict("This appointment is on another day.", reason="wrong_day")
+    if now < appointment.start_at - timedelta(minutes=rules.checkin_early_minutes):
+        raise Conflict("You are early: please come back closer to your time.", reason="too_early")
+    if now > appointment.start_at + timedelta(minutes=rules.checkin_late_minutes):
+        raise Conflict(
+            "You are too late for your appointment; you can draw a ticket instead.",
+            reason="too_late",
+            extra=[{"key": "walk_in", "message": "offered"}],
+        )
+    services = list(
+        await session.scalars(
+            select(AppointmentService.service_id).where(
+                AppointmentService.appointment_id == appointment.id
+            )
+        )
+    )
+    appointment.status = "checked_in"
+    return await _new_ticket(
+        session,
+        change,
+        now,
+        location,
+        services,
+        rules.appointment_letter,
+        "checkin",
+        actor,
+        kiosk_id,
+        appointment.id,
+    )
+
+
+async def ticket_services(session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = defaultdict(list)
+    if not ticket_ids:
+        return result
+    rows = await session.execute(
+        select(TicketService.ticket_id, TicketService.service_id)
+        .where(TicketService.ticket_id.in_(ticket_ids))
+        .order_by(TicketService.service_id)
+    )
+    for ticket_id, service_id in rows:
+        result[ticket_id].append(service_id)
+    return result
+
+
+async def ticket_by_token(
+    session: AsyncSession, secret: str, token: str, *, for_update: bool = False
+) -> Ticket:
+    row_id = token_row_id(token)
+    stmt = select(Ticket).where(Ticket.id == row_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    ticket = await session.scalar(stmt) if row_id is not None else None
+    if ticket is None or not token_matches(secret, TOKEN_KIND, ticket.id, ticket.nonce, token):
+        raise NotFound("There is no ticket for this link.")
+    return ticket
+
+
+async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket:
+    stmt = select(Ticket).where(Ticket.id == ticket_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    ticket = await session.scalar(stmt)
+    if ticket is None:
+        raise NotFound(f"There is no ticket {ticket_id}.")
+    return ticket
+
+
+# --- the waiting line --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """A location's waiting tickets in call order, with their derived figures."""
+
+    waiting: list[Ticket]
+    services: dict[int, list[str]]
+    people_ahead: dict[int, int]
+    wait_minutes: dict[int, int | None]
+    desks: list[logic.Desk]
+
+
+async def _desks(session: AsyncSession, location_id: str) -> list[logic.Desk]:
+    counters = list(
+        await session.scalars(
+            select(Counter)
+            .where(Counter.location_id == location_id, Counter.active)
+            .order_by(Counter.position, Counter.id)
+        )
+    )
+    served = await session.execute(
+        select(CounterService.counter_id, CounterService.service_id).where(
+            CounterService.counter_id.in_([c.id for c in counters])
+        )
+    )
+    by_counter: dict[str, set[str]] = defaultdict(set)
+    for counter_id, service_id in served:
+        by_counter[counter_id].add(service_id)
+    states = {
+        s.counter_id: s.status
+        for s in await session.scalars(
+            select(CounterState).where(CounterState.counter_id.in_([c.id for c in counters]))
+        )
+    }
+    return [
+        logic.Desk(c.id, frozenset(by_counter[c.id]), states.get(c.id) == "open") for c in counters
+    ]
+
+
+async def _service_minutes(session: AsyncSession, location_id: str) -> dict[str, float]:
+    configured = {
+        sid: float(own or base)
+        for sid, own, base in await session.execute(
+            select(Service.id, LocationService.duration_minutes, Service.duration_minutes)
+            .join(LocationService, LocationService.service_id == Service.id)
+            .where(LocationService.location_id == location_id)
+        )
+    }
+    recent = await session.execute(
+        select(TicketService.service_id, Ticket.started_at, Ticket.called_at, Ticket.finished_at)
+        .join(Ticket, Ticket.id == TicketService.ticket_id)
+        .where(
+            Ticket.location_id == location_id,
+            Ticket.status == "done",
+            Ticket.finished_at.is_not(None),
+        )
+        .order_by(Ticket.finished_at.desc())
+        .limit(400)
+    )
+    history: dict[str, list[float]] = defaultdict(list)
+    for service_id, started, called, finished in recent:
+        begin = started or called
+        if begin is not None and finished > begin:
+            history[service_id].append((finished - begin).total_seconds() / 60)
+    return logic.rolling_service_minutes(history, configured)
+
+
+def as_waiting(
+    ticket: Ticket, services: list[str], appointment_at: datetime | None
+) -> logic.Waiting:
+    return logic.Waiting(
+        id=ticket.id,
+        services=frozenset(services),
+        arrived_at=ticket.arrived_at,
+        priority=ticket.priority,
+        appointment_at=appointment_at,
+    )
+
+
+async def waiting_line(
+    session: AsyncSession, location_id: str, now: datetime, rules: QueueRules = RULES
+) -> Line:
+    rows = list(
+        await session.execute(
+            select(Ticket, Appointment.start_at)
+            .outerjoin(Appointment, Appointment.id == Ticket.appointment_id)
+            .where(Ticket.location_id == location_id, Ticket.status == "waiting")
+        )
+    )
+    tickets = {t.id: t for t, _ in rows}
+    services = await ticket_services(session, list(tickets))
+    waiting = [as_waiting(t, services[t.id], start) for t, start in rows]
+    desks = await _desks(session, location_id)
+    ordered = logic.call_order(waiting, now, rules.order)
+    ahead = logic.people_ahead(waiting, desks, now, rules.order)
+    minutes = logic.estimated_wait_minutes(
+        waiting, desks, now, rules.order, await _service_minutes(session, location_id)
+    )
+    return Line([tickets[w.id] for w in ordered], services, ahead, minutes, desks)
+
+
+# --- counters ----------------------------------------------------------------------------
+
+
+async def _counter(session: AsyncSession, counter_id: str) -> Counter:
+    counter = await session.get(Counter, counter_id)
+    if counter is None or not counter.active:
+        raise NotFound(f"There is no counter {counter_id!r}.")
+    return counter
+
+
+async def counter_state(
+    session: AsyncSession, counter_id: str, now: datetime, *, lock: bool = True
+) -> CounterState:
+    """The counter's live state row (made on first use), locked for this transaction."""
+    await session.execute(
+        _insert(session)(CounterState)
+        .values(counter_id=counter_id, status="closed", updated_at=now)
+        .on_conflict_do_nothing(index_elements=[CounterState.counter_id])
+    )
+    stmt = select(CounterState).where(CounterState.counter_id == counter_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt.execution_options(populate_existing=True))).scalar_one()
+
+
+async def _finish_current(
+    session: AsyncSession,
+    change: Change,
+    state: CounterState,
+    counter: Counter,
+    now: datetime,
+    actor: str | None,
+    status: str = "done",
+) -> Ticket | None:
+    if state.current_ticket_id is None:
+        return None
+    ticket = await get_ticket(session, state.current_ticket_id, for_update=True)
+    state.current_ticket_id = None
+    state.updated_at = now
+    if ticket.status not in ("called", "serving"):
+        return ticket
+    ticket.status = status
+    ticket.finished_at = now
+    if ticket.appointment_id is not None:
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == ticket.appointment_id)
+            .values(status="completed" if status == "done" else "no_show")
+        )
+    await record(
+        session,
+        change,
+        counter.location_id,
+        status,
+        now,
+        ticket=ticket,
+        counter_id=counter.id,
+        actor=actor,
+    )
+    return ticket
+
+
+async def call_next(
+    session: AsyncSession,
+    change: Change,
+    counter_id: str,
+    now: datetime,
+    actor: str | None,
+    rules: QueueRules = RULES,
+) -> Ticket | None:
+    """Call the next ticket this counter serves; a ticket still current here is done first.
+    Two counters never get the same ticket: the ticket is taken with a conditional update
+    (PostgreSQL: skipping rows another transaction holds)."""
+    counter = await _counter(session, counter_id)
+    state = await counter_state(session, counter_id, now)
+    if state.status != "open":
+        raise Conflict(f"{counter.name} is {state.status}; open it first.", reason="closed")
+    await _finish_current(session, change, state, counter, now, actor)
+    line = await waiting_line(session, counter.location_id, now, rules)
+    desk = next(
+        (d for d in line.desks if d.id == counter_id), logic.Desk(counter_id, frozenset(), True)
+    )
+    for ticket in line.waiting:
+        if not logic.can_serve(desk.services, as_waiting(ticket, line.services[ticket.id], None)):
+            continue
+        if _is_postgres(session):
+            free = await session.scalar(
+                select(Ticket.id)
+                .where(Ticket.id == ticket.id, Ticket.status == "waiting")
+                .with_for_update(skip_locked=True)
+            )
+            if free is None:
+                continue
+        taken = await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.status == "waiting")
+            .values(status="called", counter_id=counter_id, call_count=1, called_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:
+            continue
+        await session.refresh(ticket)
+        state.current_ticket_id = ticket.id
+        state.updated_at = now
+        await record(
+            session,
+            change,
+            counter.location_id,
+            "called",
+            now,
+            ticket=ticket,
+            services=line.services[ticket.id],
+            counter_id=counter_id,
+            actor=actor,
+            data={"counter": counter.name},
+        )
+        return ticket
+    return None
+
+
+async def _current(
+    session: AsyncSession, counter_id: str, now: datetime
+) -> tuple[Counter, CounterState, Ticket]:
+    counter = await _counter(session, counter_id)
+    state = await counter_state(session, counter_id, now)
+    if state.current_ticket_id is None:
+        raise NoCurrentTicket(f"{counter.name} has no current ticket.")
+    ticket = await get_ticket(session, state.current_ticket_id, for_update=True)
+    return counter, state, ticket
+
+
+async def recall(
+    session: AsyncSession,
+    change: Change,
+    counter_id: str,
+    now: datetime,
+    actor: str | None,
+    rules: QueueRules = RULES,
+) -> Ticket:
+    """Call the current ticket again; after the configured number of calls it is a no-show."""
+    counter, state, ticket = await _current(session, counter_id, now)
+    if ticket.status != "called":
+        raise Conflict("Only a called ticket can be called again.", reason="not_called")
+    if ticket.called_at and now < ticket.called_at + timedelta(seconds=rules.recall_pause_seconds):
+        wait = (
+            int(
+                (
+                    ticket.called_at + timedelta(seconds=rules.recall_pause_seconds) - now
+                ).total_seconds()
+            )
+            + 1
+        )
+        raise Conflict(f"Please wait {wait} seconds before calling again.", reason="too_soon")
+    if ticket.call_count >= rules.max_calls:
+        await _finish_current(session, change, state, counter, now, actor, status="no_show")
+        return ticket
+    ticket.call_count += 1
+    ticket.called_at = now
+    services = (await ticket_services(session, [ticket.id]))[ticket.id]
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "recalled",
+        now,
+        ticket=ticket,
+        services=services,
+        counter_id=counter_id,
+        actor=actor,
+        data={"counter": counter.name, "calls": ticket.call_count},
+    )
+    return ticket
+
+
+async def start(
+    session: AsyncSession, change: Change, counter_id: str, now: datetime, actor: str | None
+) -> Ticket:
+    counter, _, ticket = await _current(session, counter_id, now)
+    if ticket.status != "called":
+        raise Conflict("Only a called ticket can be started.", reason="not_called")
+    ticket.status = "serving"
+    ticket.started_at = now
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "started",
+        now,
+        ticket=ticket,
+        counter_id=counter_id,
+        actor=actor,
+    )
+    return ticket
+
+
+async def finish(
+    session: AsyncSession,
+    change: Change,
+    counter_id: str,
+    now: datetime,
+    actor: str | None,
+    status: str = "done",
+) -> Ticket:
+    counter, state, _ = await _current(session, counter_id, now)
+    ticket = await _finish_current(session, change, state, counter, now, actor, status=status)
+    assert ticket is not None
+    return ticket
+
+
+async def transfer(
+    session: AsyncSession,
+    change: Change,
+    counter_id: str,
+    service_id: str,
+    now: datetime,
+    actor: str | None,
+    rules: QueueRules = RULES,
+) -> Ticket:
+    """Send the current ticket back to the line for another service (keeping its place by its
+    original arrival unless configured otherwise)."""
+    counter, state, ticket = await _current(session, counter_id, now)
+    if service_id not in await _offered(session, counter.location_id):
+        raise InvalidInput(f"The service {service_id!r} is not offered here.", field="service")
+    old = (await ticket_services(session, [ticket.id]))[ticket.id]
+    for row in await session.scalars(
+        select(TicketService).where(TicketService.ticket_id == ticket.id)
+    ):
+        await session.delete(row)
+    await session.flush()
+    session.add(TicketService(ticket_id=ticket.id, service_id=service_id))
+    ticket.status = "waiting"
+    ticket.counter_id = None
+    ticket.call_count = 0
+    ticket.called_at = None
+    ticket.started_at = None
+    if not rules.transfer_keeps_place:
+        ticket.arrived_at = now
+    state.current_ticket_id = None
+    state.updated_at = now
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "transferred",
+        now,
+        ticket=ticket,
+        services=[service_id],
+        counter_id=counter_id,
+        actor=actor,
+        data={"from": old},
+    )
+    return ticket
+
+
+_COUNTER_MOVES = {
+    "open": ({"closed", "paused"}, "open"),
+    "resume": ({"paused"}, "open"),
+    "pause": ({"open"}, "paused"),
+    "close": ({"open", "paused"}, "closed"),
+}
+
+
+async def set_counter_status(
+    session: AsyncSession,
+    change: Change,
+    counter_id: str,
+    action: str,
+    now: datetime,
+    actor: str | None,
+) -> CounterState:
+    counter = await _counter(session, counter_id)
+    state = await counter_state(session, counter_id, now)
+    allowed, target = _COUNTER_MOVES[action]
+    if state.status == target:
+        return state
+    if state.status not in allowed:
+        raise Conflict(
+            f"{counter.name} is {state.status}; it cannot {action}.",
+            reason="counter_" + state.status,
+        )
+    if action == "close" and state.current_ticket_id is not None:
+        raise Conflict(
+            f"{counter.name} still has a current ticket; finish it first.", reason="has_current"
+        )
+    state.status = target
+    state.updated_at = now
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "counter_" + target,
+        now,
+        counter_id=counter_id,
+        actor=actor,
+    )
+    return state
+
+
+async def sit(
+    session: AsyncSession, change: Change, counter_id: str, clerk: str, now: datetime
+) -> CounterState:
+    counter = await _counter(session, counter_id)
+    state = await counter_state(session, counter_id, now)
+    if state.clerk == clerk:
+        return state
+    if state.clerk is not None:
+        raise Conflict(f"{state.clerk} is seated at {counter.name}.", reason="occupied")
+    seated = await session.scalar(
+        select(CounterState.counter_id).where(
+            CounterState.clerk == clerk, CounterState.counter_id != counter_id
+        )
+    )
+    if seated is not None:
+        raise Conflict(
+            f"You are still seated at {seated}; leave it first.", reason="seated_elsewhere"
+        )
+    state.clerk = clerk
+    state.updated_at = now
+    session.add(CounterSession(counter_id=counter_id, clerk=clerk, started_at=now))
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "clerk_sat",
+        now,
+        counter_id=counter_id,
+        actor=f"user:{clerk}",
+    )
+    return state
+
+
+async def leave(
+    session: AsyncSession, change: Change, counter_id: str, clerk: str, now: datetime
+) -> CounterState:
+    counter = await _counter(session, counter_id)
+    state = await counter_state(session, counter_id, now)
+    if state.clerk is None:
+        return state
+    state.clerk = None
+    state.updated_at = now
+    await session.execute(
+        update(CounterSession)
+        .where(CounterSession.counter_id == counter_id, CounterSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "clerk_left",
+        now,
+        counter_id=counter_id,
+        actor=f"user:{clerk}",
+    )
+    return state
+
+
+# --- staff actions on a ticket -----------------------------------------------------------
+
+
+async def set_priority(
+    session: AsyncSession,
+    change: Change,
+    ticket_id: int,
+    level: int,
+    now: datetime,
+    actor: str | None,
+) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, for_update=True)
+    if ticket.status != "waiting":
+        raise NotWaiting(f"Ticket {ticket.number} is not waiting.")
+    ticket.priority = level
+    await record(
+        session,
+        change,
+        ticket.location_id,
+        "priority",
+        now,
+        ticket=ticket,
+        actor=actor,
+        data={"level": level},
+    )
+    return ticket
+
+
+async def reactivate(
+    session: AsyncSession,
+    change: Change,
+    ticket_id: int,
+    now: datetime,
+    actor: str | None,
+    rules: QueueRules = RULES,
+) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, for_update=True)
+    if ticket.status != "no_show":
+        raise Conflict(f"Ticket {ticket.number} is not a no-show.", reason="not_no_show")
+    if ticket.finished_at and now > ticket.finished_at + timedelta(
+        minutes=rules.reactivate_minutes
+    ):
+        raise Conflict(
+            f"A no-show can be taken back into the line within {rules.reactivate_minutes} minutes.",
+            reason="too_late",
+        )
+    ticket.status = "waiting"
+    ticket.counter_id = None
+    ticket.call_count = 0
+    ticket.finished_at = None
+    if ticket.appointment_id is not None:
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id == ticket.appointment_id)
+            .values(status="checked_in")
+        )
+    await record(
+        session, change, ticket.location_id, "reactivated", now, ticket=ticket, actor=actor
+    )
+    return ticket
+
+
+async def cancel_ticket(
+    session: AsyncSession, change: Change, ticket: Ticket, now: datetime, actor: str | None
+) -> Ticket:
+    if ticket.status == "cancelled":
+        return ticket
+    if ticket.status != "waiting":
+        raise NotWaiting(f"Ticket {ticket.number} is not waiting.")
+    ticket.status = "cancelled"
+    ticket.finished_at = now
+    await record(session, change, ticket.location_id, "cancelled", now, ticket=ticket, actor=actor)
+    return ticket
+
+
+async def close_day(
+    session: AsyncSession, change: Change, location_id: str, now: datetime, reason: str
+) -> int:
+    """Close out what is still waiting at the end of the day, with a reason."""
+    location = await _location(session, location_id)
+    today = local_day(location, now)
+    waiting = list(
+        await session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.location_id == location_id, Ticket.status == "waiting", Ticket.day <= today
+            )
+            .order_by(Ticket.id)
+        )
+    )
+    for ticket in waiting:
+        ticket.status = "closed"
+        ticket.finished_at = now
+        ticket.end_reason = reason
+        await record(
+            session,
+            change,
+            location_id,
+            "closed",
+            now,
+            ticket=ticket,
+            actor="system",
+            data={"reason": reason},
+        )
+    return len(waiting)
+
+
+async def due_closings(session: AsyncSession, now: datetime) -> list[str]:
+    """Locations whose last window of the day has ended while tickets still wait."""
+    rows = await session.execute(
+        select(Ticket.location_id).where(Ticket.status == "waiting").group_by(Ticket.location_id)
+    )
+    due = []
+    for (location_id,) in rows:
+        location = await offices.get_location(session, location_id)
+        if location is None:
+            continue
+        local = now.astimezone(ZoneInfo(location.timezone))
+        last_close = await session.scalar(
+            select(func.max(OpeningWindow.closes)).where(
+                OpeningWindow.location_id == location_id, OpeningWindow.weekday == local.weekday()
+            )
+        )
+        oldest = await session.scalar(
+            select(func.min(Ticket.day)).where(
+                Ticket.location_id == location_id, Ticket.status == "waiting"
+            )
+        )
+        if oldest < local.date() or local.time() >= (last_close or time(0)):
+            due.append(location_id)
+    return due

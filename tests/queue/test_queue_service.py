@@ -1,0 +1,215 @@
+"""Tickets, numbers and counter actions in real transactions on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from aufruf.errors import Conflict, InvalidInput, NotFound
+from aufruf.queue import service as queue
+from aufruf.queue.model import QueueEvent, Ticket
+from tests.builders import a_location
+
+MONDAY_0900 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+
+
+async def draw(db, services=("pass",), now=MONDAY_0900, source="kiosk"):
+    async with db.write() as session:
+        change = queue.Change()
+        ticket = await queue.draw_ticket(
+            session, change, now, "amt", list(services), source=source, actor="test"
+        )
+        return ticket
+
+
+async def open_counters(db, ids, now=MONDAY_0900):
+    for counter_id in ids:
+        async with db.write() as session:
+            await queue.set_counter_status(session, queue.Change(), counter_id, "open", now, "test")
+
+
+async def call_next(db, counter_id, now=MONDAY_0900):
+    async with db.write() as session:
+        return await queue.call_next(session, queue.Change(), counter_id, now, "test")
+
+
+async def test_numbers_count_up_per_letter_and_day(db):
+    await a_location(db, services={"pass": 10, "other": 10})
+    assert [(await draw(db)).number for _ in range(3)] == ["A001", "A002", "A003"]
+    tomorrow = await draw(db, now=MONDAY_0900 + timedelta(days=1))
+    assert tomorrow.number == "A001"
+
+
+async def test_two_hundred_concurrent_tickets_get_two_hundred_numbers(db):
+    await a_location(db)
+    tickets = await asyncio.gather(*(draw(db) for _ in range(200)))
+    numbers = [t.number for t in tickets]
+    assert len(set(numbers)) == 200
+    assert sorted(numbers) == [f"A{n:03d}" for n in range(1, 201)]
+
+
+async def test_every_change_has_the_next_seq_without_gaps(db):
+    await a_location(db)
+    await asyncio.gather(*(draw(db) for _ in range(30)))
+    async with db.read() as session:
+        seqs = list(await session.scalars(select(QueueEvent.seq).order_by(QueueEvent.seq)))
+    assert seqs == list(range(1, 31))
+
+
+async def test_twenty_counters_race_for_ten_tickets(db):
+    await a_location(db, counters=20)
+    for _ in range(10):
+        await draw(db)
+    counters = [f"amt-{n}" for n in range(1, 21)]
+    await open_counters(db, counters)
+    called = await asyncio.gather(*(call_next(db, c) for c in counters))
+    got = [t.id for t in called if t is not None]
+    assert len(got) == 10
+    assert len(set(got)) == 10
+    assert called.count(None) == 10
+    async with db.read() as session:
+        statuses = list(await session.scalars(select(Ticket.status)))
+    assert statuses == ["called"] * 10
+
+
+async def test_call_next_calls_in_arrival_order_and_finishes_the_current(db):
+    await a_location(db)
+    first = await draw(db)
+    second = await draw(db, now=MONDAY_0900 + timedelta(minutes=1))
+    await open_counters(db, ["amt-1"])
+    assert (await call_next(db, "amt-1")).id == first.id
+    assert (await call_next(db, "amt-1")).id == second.id
+    async with db.read() as session:
+        assert (await session.get(Ticket, first.id)).status == "done"
+    assert await call_next(db, "amt-1") is None
+
+
+async def test_a_closed_counter_cannot_call(db):
+    await a_location(db)
+    await draw(db)
+    with pytest.raises(Conflict) as info:
+        await call_next(db, "amt-1")
+    assert info.value.reason == "closed"
+
+
+async def test_unknown_service_is_named(db):
+    await a_location(db)
+    with pytest.raises(InvalidInput) as info:
+        await draw(db, services=("pass", "nope"))
+    assert info.value.extra[0]["key"] == "services[1]"
+
+
+async def test_kiosk_tickets_only_while_open(db):
+    await a_location(db, hours="08:00-12:00")
+    with pytest.raises(Conflict) as info:
+        await draw(db, now=datetime(2026, 11, 23, 12, 0, tzinfo=UTC))  # 13:00 local
+    assert info.value.reason == "closed"
+    staff = await draw(db, now=datetime(2026, 11, 23, 12, 0, tzinfo=UTC), source="staff")
+    assert staff.status == "waiting"
+
+
+async def test_recall_waits_for_the_pause_and_ends_in_no_show(db):
+    await a_location(db)
+    ticket = await draw(db)
+    await open_counters(db, ["amt-1"])
+    await call_next(db, "amt-1")
+    async with db.write() as session:
+        with pytest.raises(Conflict) as info:
+            await queue.recall(session, queue.Change(), "amt-1", MONDAY_0900, "test")
+    assert info.value.reason == "too_soon"
+    now = MONDAY_0900
+    for calls in (2, 3):
+        now += timedelta(seconds=31)
+        async with db.write() as session:
+            recalled = await queue.recall(session, queue.Change(), "amt-1", now, "test")
+        assert recalled.call_count == calls
+    now += timedelta(seconds=31)
+    async with db.write() as session:
+        last = await queue.recall(session, queue.Change(), "amt-1", now, "test")
+    assert last.status == "no_show"
+    async with db.write() as session:
+        back = await queue.reactivate(
+            session, queue.Change(), ticket.id, now + timedelta(minutes=5), "test"
+        )
+    assert back.status == "waiting"
+
+
+async def test_transfer_keeps_the_place_by_arrival(db):
+    await a_location(db, services={"pass": 10, "other": 10})
+    first = await draw(db)
+    await draw(db, services=("other",), now=MONDAY_0900 + timedelta(minutes=5))
+    await open_counters(db, ["amt-1"])
+    await call_next(db, "amt-1")
+    async with db.write() as session:
+        moved = await queue.transfer(
+            session, queue.Change(), "amt-1", "other", MONDAY_0900 + timedelta(minutes=10), "test"
+        )
+    assert moved.status == "waiting"
+    assert (await call_next(db, "amt-1", MONDAY_0900 + timedelta(minutes=11))).id == first.id
+
+
+async def test_actions_that_do_not_fit_the_state_are_409(db):
+    await a_location(db)
+    ticket = await draw(db)
+    await open_counters(db, ["amt-1"])
+    async with db.write() as session:
+        with pytest.raises(Conflict) as info:
+            await queue.finish(session, queue.Change(), "amt-1", MONDAY_0900, "test")
+    assert info.value.reason == "no_current_ticket"
+    await call_next(db, "amt-1")
+    async with db.write() as session:
+        with pytest.raises(Conflict) as info:
+            await queue.cancel_ticket(
+                session,
+                queue.Change(),
+                await queue.get_ticket(session, ticket.id),
+                MONDAY_0900,
+                "t",
+            )
+    assert info.value.reason == "not_waiting"
+    async with db.write() as session:
+        with pytest.raises(Conflict) as info:
+            await queue.set_counter_status(
+                session, queue.Change(), "amt-1", "close", MONDAY_0900, "test"
+            )
+    assert info.value.reason == "has_current"
+
+
+async def test_one_clerk_per_counter(db):
+    await a_location(db)
+    async with db.write() as session:
+        await queue.sit(session, queue.Change(), "amt-1", "anna", MONDAY_0900)
+    async with db.write() as session:
+        with pytest.raises(Conflict) as info:
+            await queue.sit(session, queue.Change(), "amt-1", "ben", MONDAY_0900)
+    assert info.value.reason == "occupied"
+    async with db.write() as session:
+        await queue.leave(session, queue.Change(), "amt-1", "anna", MONDAY_0900)
+        await queue.sit(session, queue.Change(), "amt-1", "ben", MONDAY_0900)
+
+
+async def test_end_of_day_closes_what_still_waits(db):
+    await a_location(db, hours="08:00-12:00")
+    ticket = await draw(db)
+    async with db.read() as session:
+        assert await queue.due_closings(session, MONDAY_0900) == []
+        assert await queue.due_closings(session, datetime(2026, 11, 23, 11, 0, tzinfo=UTC)) == [
+            "amt"
+        ]
+    async with db.write() as session:
+        closed = await queue.close_day(
+            session, queue.Change(), "amt", datetime(2026, 11, 23, 11, 0, tzinfo=UTC), "end of day"
+        )
+    assert closed == 1
+    async with db.read() as session:
+        row = await session.get(Ticket, ticket.id)
+    assert (row.status, row.end_reason) == ("closed", "end of day")
+
+
+async def test_unknown_counter_is_404(db):
+    await a_location(db)
+    with pytest.raises(NotFound):
+        await call_next(db, "nowhere")
