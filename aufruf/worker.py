@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from aufruf.booking import service as booking
 from aufruf.clock import Clock
 from aufruf.db import Database
+from aufruf.queue import service as queue
+from aufruf.queue.events import EventHub
 from aufruf.ratelimit import RateLimiter
 
 log = logging.getLogger("aufruf.worker")
@@ -20,11 +22,19 @@ PURGE_EVERY = timedelta(hours=1)
 
 
 class Worker:
-    def __init__(self, db: Database, clock: Clock, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        limiter: RateLimiter | None = None,
+        events: EventHub | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.limiter = limiter
+        self.events = events or EventHub(None)
         self.last_purge: datetime | None = None
+        self.next_due: datetime | None = None
 
     async def tick(self) -> None:
         """Do once what is due now."""
@@ -33,6 +43,7 @@ class Worker:
             released = await booking.release_due(session, now)
         if released:
             log.info("freed the time of %d appointments (hold-back over or unconfirmed)", released)
+        await self.queue_timers(now)
         if self.last_purge is None or now - self.last_purge >= PURGE_EVERY:
             deleted = await purge(self.db, now)
             if deleted:
@@ -40,6 +51,25 @@ class Worker:
             if self.limiter is not None:
                 await self.limiter.forget_before(now)
             self.last_purge = now
+
+    async def queue_timers(self, now: datetime) -> None:
+        """Events for appointments that became due, and the day's close-out."""
+        change = queue.Change()
+        async with self.db.write() as session:
+            self.next_due = await queue.raise_due_events(session, change, now)
+            for location_id in await queue.due_closings(session, now):
+                closed = await queue.close_day(session, change, location_id, now, "end of day")
+                log.info(
+                    "closed %d tickets still waiting at %s at the end of the day",
+                    closed,
+                    location_id,
+                )
+        await self.events.publish(change.events)
+
+    def seconds_to_next(self) -> float:
+        if self.next_due is None:
+            return TICK_SECONDS
+        return max(0.5, min(TICK_SECONDS, (self.next_due - self.clock.now()).total_seconds()))
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started")
@@ -49,7 +79,7 @@ class Worker:
             except Exception:
                 log.exception("worker tick failed; trying again in %.0f s", TICK_SECONDS)
             try:
-                await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+                await asyncio.wait_for(stop.wait(), self.seconds_to_next())
             except TimeoutError:
                 pass
         log.info("worker stopped")

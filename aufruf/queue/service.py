@@ -440,6 +440,25 @@ def as_waiting(
     )
 
 
+async def _serving(session: AsyncSession, counter_ids: list[str]) -> dict[str, logic.Serving]:
+    """What each counter is busy with now, for the estimate of the remaining work."""
+    rows = list(
+        await session.execute(
+            select(CounterState.counter_id, Ticket)
+            .join(Ticket, Ticket.id == CounterState.current_ticket_id)
+            .where(
+                CounterState.counter_id.in_(counter_ids), Ticket.status.in_(("called", "serving"))
+            )
+        )
+    )
+    services = await ticket_services(session, [t.id for _, t in rows])
+    return {
+        counter_id: logic.Serving(frozenset(services[t.id]), t.started_at or t.called_at)
+        for counter_id, t in rows
+        if (t.started_at or t.called_at) is not None
+    }
+
+
 async def waiting_line(
     session: AsyncSession, location_id: str, now: datetime, rules: QueueRules = RULES
 ) -> Line:
@@ -457,7 +476,12 @@ async def waiting_line(
     ordered = logic.call_order(waiting, now, rules.order)
     ahead = logic.people_ahead(waiting, desks, now, rules.order)
     minutes = logic.estimated_wait_minutes(
-        waiting, desks, now, rules.order, await _service_minutes(session, location_id)
+        waiting,
+        desks,
+        now,
+        rules.order,
+        await _service_minutes(session, location_id),
+        await _serving(session, [d.id for d in desks]),
     )
     return Line([tickets[w.id] for w in ordered], services, ahead, minutes, desks)
 
@@ -950,3 +974,36 @@ async def due_closings(session: AsyncSession, now: datetime) -> list[str]:
         if oldest < local.date() or local.time() >= (last_close or time(0)):
             due.append(location_id)
     return due
+
+
+async def raise_due_events(
+    session: AsyncSession, change: Change, now: datetime, rules: QueueRules = RULES
+) -> datetime | None:
+    """Write a "due" event for every waiting appointment whose time has come (once per
+    ticket), so every view moves on time without anyone acting. Returns when the next one
+    falls due, for the timer."""
+    rows = list(
+        await session.execute(
+            select(Ticket, Appointment.start_at)
+            .join(Appointment, Appointment.id == Ticket.appointment_id)
+            .where(Ticket.status == "waiting")
+            .order_by(Ticket.id)
+        )
+    )
+    announced = set(
+        await session.scalars(
+            select(QueueEvent.ticket_id).where(
+                QueueEvent.kind == "due", QueueEvent.ticket_id.in_([t.id for t, _ in rows])
+            )
+        )
+    )
+    upcoming: list[datetime] = []
+    for ticket, start in rows:
+        due_at = start - rules.order.due_grace
+        if due_at > now:
+            upcoming.append(due_at)
+        elif ticket.id not in announced:
+            await record(
+                session, change, ticket.location_id, "due", now, ticket=ticket, actor="system"
+            )
+    return min(upcoming, default=None)

@@ -213,3 +213,39 @@ async def test_unknown_counter_is_404(db):
     await a_location(db)
     with pytest.raises(NotFound):
         await call_next(db, "nowhere")
+
+
+async def test_an_appointment_becoming_due_raises_an_event_once(db, clock):
+    from aufruf.booking.service import BookingRequest, book
+    from aufruf.worker import Worker
+    from tests.conftest import SECRET
+
+    await a_location(db)
+    async with db.write() as session:
+        booked = await book(
+            session,
+            SECRET,
+            MONDAY_0900 - timedelta(days=1),
+            BookingRequest(
+                location="amt",
+                services=["pass"],
+                start=MONDAY_0900 + timedelta(minutes=30),
+                name="E",
+                email="e@example.org",
+            ),
+        )
+    async with db.write() as session:
+        await queue.check_in(
+            session, queue.Change(), MONDAY_0900, "amt", booked.appointment.code, actor="kiosk"
+        )
+    worker = Worker(db, clock)
+    clock.set(MONDAY_0900)
+    await worker.tick()
+    # due two minutes before its time: the timer knows when to wake up
+    assert worker.next_due == MONDAY_0900 + timedelta(minutes=28)
+    clock.set(MONDAY_0900 + timedelta(minutes=28))
+    await worker.tick()
+    await worker.tick()
+    async with db.read() as session:
+        kinds = list(await session.scalars(select(QueueEvent.kind).order_by(QueueEvent.seq)))
+    assert kinds == ["issued", "due"]
