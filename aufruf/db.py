@@ -83,7 +83,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # no ping before every checkout (a round trip per request); a connection the server
+    # dropped is discarded when it fails, and none is kept longer than half an hour
+    kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 
@@ -100,8 +102,10 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN")
 
 
 class Database:
@@ -116,6 +120,7 @@ class Database:
             self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
         )
         self._writer = async_sessionmaker(writer_bind, expire_on_commit=False)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -127,6 +132,12 @@ class Database:
         """One transaction that commits when the block ends and rolls back on an exception."""
         async with self._writer() as session, session.begin():
             yield session
+
+    async def peek(self, statement: Any, **params: Any) -> Any:
+        """One scalar read outside any transaction (a single round trip): for the cheap
+        checks on hot paths, such as whether a cached answer still holds."""
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(statement, params)).scalar()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time
 
+from aufruf.booking.service import bump_versions
 from aufruf.db import Database
 from aufruf.offices.model import (
     Authority,
@@ -125,4 +126,6 @@ async def a_location(
             await session.flush()
             for service_id in services:
                 session.add(CounterService(counter_id=f"{location_id}-{n}", service_id=service_id))
+        await session.flush()
+        await bump_versions(session, [location_id], rules=True)
     return location_id

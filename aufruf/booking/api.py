@@ -118,18 +118,11 @@ class AvailabilityController(Controller):
         first: Annotated[date | None, QueryParameter(name="from")] = None,
         last: Annotated[date | None, QueryParameter(name="to", description="inclusive")] = None,
     ) -> AvailabilityOut:
-        async with db.read() as session:
-            result = await service.availability(
-                session, clock.now(), location, service_ids, first, last, cache=cache
-            )
-            loc = await offices.get_location(session, location)
-        zone = ZoneInfo(loc.timezone)
+        result = await service.availability(
+            db, clock.now(), location, service_ids, first, last, cache=cache
+        )
         return AvailabilityOut(
-            location=result.location,
-            days=[
-                DayOut(day, [s.astimezone(zone).isoformat() for s in starts])
-                for day, starts in sorted(result.days.items())
-            ],
+            location=result.location, days=[DayOut(day.date, day.texts) for day in result.days]
         )
 
 
@@ -148,6 +141,7 @@ class AppointmentController(Controller):
         clock: ClockDep,
         settings: SettingsDep,
         limiter: LimiterDep,
+        cache: CacheDep,
     ) -> AppointmentOut:
         now = clock.now()
         client = client_address(
@@ -178,8 +172,18 @@ class AppointmentController(Controller):
                 booking,
                 max_per_email=settings.max_active_appointments_per_email,
                 retention_days=settings.retention_days,
+                cache=cache,
             )
-            return await appointment_out(session, booked.appointment, booked.token)
+        appointment, zone = booked.appointment, ZoneInfo(booked.timezone)
+        return AppointmentOut(
+            code=appointment.code,
+            status=appointment.status,
+            location=appointment.location_id,
+            start=appointment.start_at.astimezone(zone).isoformat(),
+            end=appointment.end_at.astimezone(zone).isoformat(),
+            services=[s for s, q in sorted(booked.services.items()) for _ in range(q)],
+            token=booked.token,
+        )
 
     @get("/{token:str}", summary="An appointment by its secret link", responses=errors(404))
     async def read(self, token: Token, db: DatabaseDep, settings: SettingsDep) -> AppointmentOut:

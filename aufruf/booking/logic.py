@@ -222,24 +222,40 @@ def free_starts(
     A start is returned when the whole appointment fits inside one opening window, every
     slot it covers has a free place, every cap of its services has room, it is not earlier
     than now + the lead time and its day is not after today + the horizon. Days in the range
-    with no free start are present with an empty list."""
+    with no free start are present with an empty list. (The same starts as checking
+    `claims_for_start` for every grid start, computed in one pass per window.)"""
     now = now.astimezone(UTC)  # lead time is real elapsed time, whatever zone `now` is given in
     earliest = now + timedelta(minutes=rules.lead_minutes)
     length = timedelta(minutes=appointment_minutes(rules, need))
+    grid = timedelta(minutes=rules.slot_minutes)
+    span = round(length / grid)
+    used = usage.used
+    caps = [(s, q, rules.services[s]) for s, q in need.items()]
+    capped_day = [(s, q, r.daily_cap) for s, q, r in caps if r.daily_cap is not None]
+    capped_start = [(s, q, r.parallel_cap) for s, q, r in caps if r.parallel_cap is not None]
     result: dict[date, list[datetime]] = {}
     for day in bookable_days(rules, now, first, last):
         starts: list[datetime] = []
+        result[day] = starts
+        midnight = local_day_bounds(rules, day)[0]
+        if any(used.get((DAY, s, midnight), 0) + q > cap for s, q, cap in capped_day):
+            continue
         for opens, closes, places in windows_on(rules, day):
             if places <= 0:
                 continue
-            for start in slot_starts(
-                opens, closes - length + timedelta(microseconds=1), rules.slot_minutes
-            ):
-                if start < earliest:
+            slots = list(slot_starts(opens, closes, rules.slot_minutes))
+            full = [used.get((SLOT, "", at), 0) + 1 > places for at in slots]
+            blocked = sum(full[:span])  # full slots among those a start at slots[0] covers
+            for i, start in enumerate(slots):
+                if i:
+                    blocked += (full[i + span - 1] if i + span - 1 < len(full) else 0) - full[i - 1]
+                if start + length > closes:
+                    break
+                if blocked or start < earliest:
                     continue
-                if all(usage.fits(c) for c in claims_for_start(rules, need, start)):
-                    starts.append(start)
-        result[day] = starts
+                if any(used.get((START, s, start), 0) + q > cap for s, q, cap in capped_start):
+                    continue
+                starts.append(start)
     return result
 
 

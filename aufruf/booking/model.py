@@ -133,7 +133,8 @@ class AvailabilityVersion(Base):
     __tablename__ = "availability_version"
 
     location_id: Mapped[str] = mapped_column(ForeignKey("location.id"), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)  # any change: bookings, cancellations, rules
+    rules_version: Mapped[int] = mapped_column(Integer, default=1)  # the rules alone (imports)
 
 
 class RateLimitHit(Base):

@@ -3,13 +3,15 @@ database in the same transaction that creates them (ARCHITECTURE.md rule 1)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +28,7 @@ from aufruf.booking.model import (
     CapacityUsage,
     Contact,
 )
+from aufruf.db import Database
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.notifications.service import queue_message
 from aufruf.offices import service as offices
@@ -51,32 +54,72 @@ class LimitReached(Conflict):
 
 
 @dataclass(frozen=True)
+class Day:
+    """One local day's free starts, as instants and as the texts clients get."""
+
+    date: date
+    starts: list[datetime]
+    texts: list[str]
+
+
+@dataclass(frozen=True)
 class Availability:
     location: str
-    days: dict[date, list[datetime]]
+    days: list[Day]
+
+
+@dataclass(frozen=True)
+class _Computed:
+    version: int
+    today: date
+    zone: ZoneInfo
+    lead: timedelta
+    days: list[Day]
+
+    def cut(self, location_id: str, now: datetime) -> Availability:
+        """The starts not earlier than now + the lead time."""
+        earliest = now + self.lead
+        days = []
+        for day in self.days:
+            i = bisect_left(day.starts, earliest)
+            days.append(day if i == 0 else Day(day.date, day.starts[i:], day.texts[i:]))
+        return Availability(location_id, days)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    version: int
+    first: date
+    last: date
+    rules: LocationRules
+    double_opt_in: bool
 
 
 class AvailabilityCache:
-    """Computed availability of one app instance, each entry tagged with the location's
-    availability version it was computed at."""
+    """What one app instance computed, each entry tagged with the version it holds for.
 
-    limit = 2048
+    Availability answers are tagged with the location's availability version (raised by
+    every booking, cancellation and import, in that transaction), booking rules with its
+    rules version (raised by imports): a changed version on any instance means recompute."""
+
+    limit = 4096
 
     def __init__(self) -> None:
-        self.entries: dict[tuple, tuple[int, dict[date, list[datetime]]]] = {}
+        self.answers: dict[tuple, _Computed] = {}
+        self.rules: dict[str, _Rules] = {}
+        self.computing: dict[tuple, asyncio.Future[_Computed]] = {}
 
-    def get(self, key: tuple, version: int) -> dict[date, list[datetime]] | None:
-        entry = self.entries.get(key)
-        return entry[1] if entry is not None and entry[0] == version else None
+    def remember(self, key: tuple, computed: _Computed) -> None:
+        if len(self.answers) >= self.limit:
+            self.answers.clear()
+        self.answers[key] = computed
 
-    def put(self, key: tuple, version: int, days: dict[date, list[datetime]]) -> None:
-        if len(self.entries) >= self.limit:
-            self.entries.clear()
-        self.entries[key] = (version, days)
+
+_VERSION = text("SELECT version FROM availability_version WHERE location_id = :location")
 
 
 async def availability(
-    session: AsyncSession,
+    db: Database,
     now: datetime,
     location_id: str,
     services: Sequence[str],
@@ -86,34 +129,97 @@ async def availability(
 ) -> Availability:
     """Free starts for `services` (a multiset) at a location, by local day.
 
-    The result without the lead-time cut is kept per instance and reused while the
-    location's availability version is unchanged: every booking, cancellation and change of
-    the rules raises that version in its own transaction, so no instance serves a stale answer.
-    """
+    A cached answer costs one read of the location's availability version; it is reused
+    only while that version and the local day are unchanged, so no instance serves an answer
+    older than the last committed change."""
     need = logic.need_of(list(services))
-    rules = await _rules_for_request(session, now, location_id, need, first, last, field="service")
-    days = logic.bookable_days(rules, now, first, last)
-    if not days:
-        return Availability(location_id, {})
-    version = await _version(session, location_id)
-    key = (location_id, tuple(sorted(need.items())), days[0], days[-1])
-    computed = cache.get(key, version) if cache is not None else None
-    if computed is None:
-        usage = await _usage(session, location_id, rules, days[0], days[-1])
-        # computed from the first day's midnight without lead time; the lead cut is per request
-        midnight = logic.local_day_bounds(rules, days[0])[0]
-        computed = logic.free_starts(_without_lead(rules), need, usage, midnight, days[0], days[-1])
-        if cache is not None:
-            cache.put(key, version, computed)
-    earliest = now + timedelta(minutes=rules.lead_minutes)
-    return Availability(
-        location_id, {day: [s for s in starts if s >= earliest] for day, starts in computed.items()}
+    if cache is None:
+        return (await _compute(db, now, location_id, need, first, last)).cut(location_id, now)
+    key = (location_id, tuple(sorted(need.items())), first, last)
+    cached = cache.answers.get(key)
+    if cached is not None:
+        version = await db.peek(_VERSION, location=location_id) or 0
+        if cached.version == version and cached.today == now.astimezone(cached.zone).date():
+            return cached.cut(location_id, now)
+    # requests that miss together share one computation
+    task = cache.computing.get(key)
+    joined = task is not None
+    if task is None:
+        task = asyncio.ensure_future(_compute(db, now, location_id, need, first, last))
+        cache.computing[key] = task
+        task.add_done_callback(lambda _: cache.computing.pop(key, None))
+    computed = await asyncio.shield(task)
+    if joined and computed.version != (await db.peek(_VERSION, location=location_id) or 0):
+        # the shared computation began before a change this request must see
+        computed = await _compute(db, now, location_id, need, first, last)
+    cache.remember(key, computed)
+    return computed.cut(location_id, now)
+
+
+async def _compute(
+    db: Database,
+    now: datetime,
+    location_id: str,
+    need: Mapping[str, int],
+    first: date | None,
+    last: date | None,
+) -> _Computed:
+    async with db.read() as session:
+        # the version first: what is computed below is at least as new as the tag it gets
+        version = await _version(session, location_id)
+        rules = await _rules_for_request(
+            session, now, location_id, need, first, last, field="service"
+        )
+        days = logic.bookable_days(rules, now, first, last)
+        usage = await _usage(session, location_id, rules, days[0], days[-1]) if days else Usage()
+    zone = rules.zone
+    free = (
+        # from the first day's midnight without lead time: the lead cut is made per request
+        logic.free_starts(
+            _without_lead(rules),
+            need,
+            usage,
+            logic.local_day_bounds(rules, days[0])[0],
+            days[0],
+            days[-1],
+        )
+        if days
+        else {}
+    )
+    return _Computed(
+        version=version,
+        today=now.astimezone(zone).date(),
+        zone=zone,
+        lead=timedelta(minutes=rules.lead_minutes),
+        days=[
+            Day(day, starts, [s.astimezone(zone).isoformat() for s in starts])
+            for day, starts in sorted(free.items())
+        ],
     )
 
 
 def _without_lead(rules: LocationRules) -> LocationRules:
     # the horizon is already applied by the range of days
     return replace(rules, lead_minutes=0, horizon_days=rules.horizon_days + 1)
+
+
+def _check_need(
+    rules: LocationRules, location_id: str, need: Mapping[str, int], field: str
+) -> None:
+    if not need:
+        raise InvalidInput("Choose at least one service.", field=field)
+    for index, (service_id, quantity) in enumerate(need.items()):
+        rule = rules.services.get(service_id)
+        if rule is None:
+            raise InvalidInput(
+                f"The service {service_id!r} is not offered at {location_id!r}.",
+                field=f"{field}[{index}]" if field == "services" else field,
+            )
+        if quantity > rule.max_quantity:
+            raise InvalidInput(
+                f"At most {rule.max_quantity} of {service_id!r} can be booked in one appointment.",
+                field=field,
+            )
 
 
 async def _rules_for_request(
@@ -130,28 +236,44 @@ async def _rules_for_request(
     if location is None:
         raise InvalidInput(f"There is no location {location_id!r}.", field="location")
     today = now.astimezone(ZoneInfo(location.timezone)).date()
+    horizon_end = today + timedelta(days=location.horizon_days)
     range_first = max(first or today, today)
-    range_last = min(
-        last or today + timedelta(days=location.horizon_days),
-        today + timedelta(days=location.horizon_days),
-    )
+    range_last = min(last or horizon_end, horizon_end)
     rules = await offices.location_rules(
         session, location_id, range_first, max(range_first, range_last)
     )
-    if not need:
-        raise InvalidInput("Choose at least one service.", field=field)
-    for index, (service_id, quantity) in enumerate(need.items()):
-        rule = rules.services.get(service_id)
-        if rule is None:
-            raise InvalidInput(
-                f"The service {service_id!r} is not offered at {location_id!r}.",
-                field=f"{field}[{index}]" if field == "services" else field,
-            )
-        if quantity > rule.max_quantity:
-            raise InvalidInput(
-                f"At most {rule.max_quantity} of {service_id!r} can be booked in one appointment.",
-                field=field,
-            )
+    _check_need(rules, location_id, need, field)
+    return rules
+
+
+async def _booking_rules(
+    session: AsyncSession, cache: AvailabilityCache | None, location_id: str, now: datetime
+) -> _Rules:
+    """The rules of a location for today … today + horizon, from the cache while the
+    location's rules version is unchanged."""
+    version = await session.scalar(
+        select(AvailabilityVersion.rules_version).where(
+            AvailabilityVersion.location_id == location_id
+        )
+    )
+    cached = cache.rules.get(location_id) if cache is not None else None
+    if cached is not None and cached.version == (version or 0):
+        if cached.first == now.astimezone(cached.rules.zone).date():
+            return cached
+    location = await offices.get_location(session, location_id)
+    if location is None:
+        raise InvalidInput(f"There is no location {location_id!r}.", field="location")
+    today = now.astimezone(ZoneInfo(location.timezone)).date()
+    last = today + timedelta(days=location.horizon_days)
+    rules = _Rules(
+        version=version or 0,
+        first=today,
+        last=last,
+        rules=await offices.location_rules(session, location_id, today, last),
+        double_opt_in=location.double_opt_in,
+    )
+    if cache is not None:
+        cache.rules[location_id] = rules
     return rules
 
 
@@ -162,15 +284,24 @@ async def _version(session: AsyncSession, location_id: str) -> int:
     return value or 0
 
 
-async def bump_versions(session: AsyncSession, location_ids: Iterable[str]) -> None:
-    """Mark the availability of these locations as changed (call last in a transaction)."""
+async def bump_versions(
+    session: AsyncSession, location_ids: Iterable[str], *, rules: bool = False
+) -> None:
+    """Mark the availability (and with `rules`, the booking rules) of these locations as
+    changed. Call it last in a transaction: it locks the locations' version rows to commit."""
+    insert = _insert(session)
     for location_id in sorted(set(location_ids)):
-        stmt = _insert(session)(AvailabilityVersion).values(location_id=location_id, version=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[AvailabilityVersion.location_id],
-            set_={"version": AvailabilityVersion.version + 1},
+        stmt = insert(AvailabilityVersion).values(
+            location_id=location_id, version=1, rules_version=1
         )
-        await session.execute(stmt)
+        changes = {"version": AvailabilityVersion.version + 1}
+        if rules:
+            changes["rules_version"] = AvailabilityVersion.rules_version + 1
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[AvailabilityVersion.location_id], set_=changes
+            )
+        )
 
 
 async def _usage(
@@ -259,6 +390,42 @@ async def _apply_claims(
             raise SlotTaken("This time is no longer available.")
 
 
+async def _claim(session: AsyncSession, location_id: str, claims: Sequence[Claim]) -> None:
+    """Take the places of a new booking in one statement: the rows are written in key order
+    (so concurrent bookings lock them in the same order) and each only where
+    `used + n <= capacity`; if any row has no room, SlotTaken rolls the transaction back."""
+    merged: dict[tuple[str, str, datetime], list[int]] = {}
+    for claim in claims:
+        n, capacity = merged.get(claim.key, (0, claim.capacity))
+        merged[claim.key] = [n + claim.n, capacity]
+    if any(n > capacity for n, capacity in merged.values()):
+        raise SlotTaken("This time is no longer available.")
+    rows = [
+        {
+            "location_id": location_id,
+            "kind": k,
+            "service_id": s,
+            "at": at,
+            "used": n,
+            "capacity": cap,
+        }
+        for (k, s, at), (n, cap) in sorted(merged.items())
+    ]
+    stmt = _insert(session)(CapacityUsage).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[
+            CapacityUsage.location_id,
+            CapacityUsage.kind,
+            CapacityUsage.service_id,
+            CapacityUsage.at,
+        ],
+        set_={"used": CapacityUsage.used + stmt.excluded.used, "capacity": stmt.excluded.capacity},
+        where=CapacityUsage.used + stmt.excluded.used <= stmt.excluded.capacity,
+    ).returning(CapacityUsage.used)
+    if len((await session.execute(stmt)).all()) != len(rows):
+        raise SlotTaken("This time is no longer available.")
+
+
 async def _held_claims(session: AsyncSession, appointment_id: int) -> list[AppointmentClaim]:
     return list(
         await session.scalars(
@@ -307,6 +474,7 @@ class Booked:
     appointment: Appointment
     services: dict[str, int]
     token: str
+    timezone: str
 
 
 def appointment_token(secret: str, appointment: Appointment) -> str:
@@ -363,6 +531,7 @@ async def book(
     *,
     max_per_email: int = 3,
     retention_days: int = 7,
+    cache: AvailabilityCache | None = None,
 ) -> Booked:
     """Create an appointment and claim its places, in the caller's transaction."""
     name, email, phone = _validate_person(request)
@@ -372,22 +541,18 @@ async def book(
         raise InvalidInput(
             "The start needs a time zone offset, e.g. 2026-11-24T09:00:00+01:00.", field="start"
         )
-    zone_day = None
-    location = await offices.get_location(session, request.location)
-    if location is not None:
-        zone_day = start.astimezone(ZoneInfo(location.timezone)).date()
-    rules = await _rules_for_request(
-        session, now, request.location, need, zone_day, zone_day, field="services"
-    )
+    known = await _booking_rules(session, cache, request.location, now)
+    rules = known.rules
+    _check_need(rules, request.location, need, "services")
     try:
         claims = logic.check_start(rules, need, start, now)
     except NotBookable as exc:
         raise InvalidInput(str(exc), field="start", reason=exc.reason) from None
     if email is not None and not request.by_staff:
         await _check_email_limit(session, email.lower(), now, max_per_email)
-    await _apply_claims(session, request.location, claims, [])
+    await _claim(session, request.location, claims)
     length = timedelta(minutes=logic.appointment_minutes(rules, need))
-    pending = request.pending or location.double_opt_in
+    pending = request.pending or known.double_opt_in
     appointment = Appointment(
         location_id=request.location,
         start_at=start.astimezone(now.tzinfo),
@@ -423,7 +588,7 @@ async def book(
         kind = "booking_pending" if pending else "booking_confirmed"
         queue_message(session, kind, appointment.id, appointment.language, now)
     await bump_versions(session, [appointment.location_id])
-    return Booked(appointment, need, appointment_token(secret, appointment))
+    return Booked(appointment, need, appointment_token(secret, appointment), rules.timezone)
 
 
 async def _insert_with_code(

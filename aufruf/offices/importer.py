@@ -163,8 +163,8 @@ async def apply_directory(
     report.cancelled_appointments = await _cancel_for_closures(
         session, locations, new_closures, now
     )
-    if locations:
-        await bump_versions(session, [loc.id for loc in locations])
+    # every location, also those just switched off, so no instance keeps serving old answers
+    await bump_versions(session, await session.scalars(select(m.Location.id)), rules=True)
     return report
 
 
