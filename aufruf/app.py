@@ -9,11 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components
 
+from aufruf.auth.api import SECURITY_SCHEMES, MeController
+from aufruf.auth.guards import provide_actor
+from aufruf.auth.pages import LoginPages
 from aufruf.booking.api import AppointmentController, AvailabilityController
 from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock, SystemClock
@@ -21,8 +27,16 @@ from aufruf.db import Database
 from aufruf.errors import DomainError, RateLimited
 from aufruf.logs import access_log_middleware, redact
 from aufruf.offices.api import DirectoryController
+from aufruf.queue.api import (
+    CounterController,
+    PublicTicketController,
+    StaffTicketController,
+    TicketController,
+)
+from aufruf.queue.events import EventHub
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
+from aufruf.web.templating import static_files_router, template_config
 from aufruf.worker import Worker
 
 log = logging.getLogger("aufruf")
@@ -88,13 +102,15 @@ def create_app(
     the_clock = clock or SystemClock()
     cache = AvailabilityCache()
     limiter = RateLimiter(database, settings.redis_url)
+    channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
+    events = EventHub(channels)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = None
         if run_worker:
-            task = asyncio.create_task(Worker(database, the_clock, limiter).run(stop))
+            task = asyncio.create_task(Worker(database, the_clock, limiter, events).run(stop))
         try:
             yield
         finally:
@@ -106,13 +122,27 @@ def create_app(
                 await database.dispose()
 
     return Litestar(
-        route_handlers=[health, DirectoryController, AvailabilityController, AppointmentController],
+        route_handlers=[
+            health,
+            DirectoryController,
+            AvailabilityController,
+            AppointmentController,
+            TicketController,
+            CounterController,
+            StaffTicketController,
+            PublicTicketController,
+            MeController,
+            LoginPages,
+            static_files_router(),
+        ],
         dependencies={
             "db": Provide(lambda: database, sync_to_thread=False, use_cache=True),
             "clock": Provide(lambda: the_clock, sync_to_thread=False, use_cache=True),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
             "cache": Provide(lambda: cache, sync_to_thread=False, use_cache=True),
             "limiter": Provide(lambda: limiter, sync_to_thread=False, use_cache=True),
+            "actor": Provide(provide_actor),
+            "events": Provide(lambda: events, sync_to_thread=False, use_cache=True),
         },
         exception_handlers={
             DomainError: domain_error,
@@ -120,10 +150,16 @@ def create_app(
             Exception: unexpected_error,
         },
         lifespan=[lifespan],
+        plugins=[channels],
         middleware=[access_log_middleware],
         openapi_config=OpenAPIConfig(
-            title="aufruf", version="1", path="/schema", render_plugins=[ScalarRenderPlugin()]
+            title="aufruf",
+            version="1",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(security_schemes=SECURITY_SCHEMES),
         ),
+        template_config=template_config(),
         state={"db": database, "clock": the_clock, "settings": settings},
     )
 

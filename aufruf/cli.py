@@ -191,6 +191,9 @@ def parser() -> argparse.ArgumentParser:
     offices_sub.add_parser("export", help="print the directory as TOML")
     sub.add_parser("worker", help="run the worker loop alone")
     sub.add_parser("purge", help="delete personal data past its retention date now")
+    from aufruf.auth.cli import add_commands as add_auth_commands
+
+    add_auth_commands(sub)  # user create, token create|list|revoke
     return p
 
 
@@ -227,6 +230,10 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
                 asyncio.run(_worker(settings))
             case "purge":
                 asyncio.run(_purge(settings))
+            case "user" | "token":
+                from aufruf.auth import cli as auth_cli
+
+                auth_cli.run(args, settings)
     except DirectoryError as exc:
         raise SystemExit(
             "aufruf: the file was not imported; nothing changed.\n" + str(exc)

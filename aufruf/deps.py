@@ -9,9 +9,11 @@ from typing import TypeAlias
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
+from aufruf.auth.logic import Actor
 from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock
 from aufruf.db import Database
+from aufruf.queue.events import EventHub
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
 
@@ -20,3 +22,6 @@ ClockDep: TypeAlias = NamedDependency[SkipValidation[Clock]]
 SettingsDep: TypeAlias = NamedDependency[SkipValidation[Settings]]
 CacheDep: TypeAlias = NamedDependency[SkipValidation[AvailabilityCache]]
 LimiterDep: TypeAlias = NamedDependency[SkipValidation[RateLimiter]]
+
+ActorDep: TypeAlias = NamedDependency[SkipValidation[Actor]]
+EventsDep: TypeAlias = NamedDependency[SkipValidation[EventHub]]

@@ -44,3 +44,17 @@ class RateLimited(DomainError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Unauthorized(DomainError):
+    """No credentials, or ones that are unknown, revoked or expired (401)."""
+
+    status_code = 401
+    reason = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """Valid credentials without the right role, location or CSRF token (403)."""
+
+    status_code = 403
+    reason = "forbidden"

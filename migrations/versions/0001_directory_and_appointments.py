@@ -1,8 +1,8 @@
-"""The office directory, appointments and claimed capacity, the live queue, the outbox
+"""The office directory, appointments and claimed capacity, the live queue, staff and devices, the outbox
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 04:51:38.002589
+Create Date: 2026-11-22 04:55:35.787257
 """
 
 from collections.abc import Sequence
@@ -26,6 +26,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_authority")),
     )
     op.create_table(
+        "login_failures",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_failures")),
+    )
+    with op.batch_alter_table("login_failures", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_login_failures_window_start"), ["window_start"], unique=False
+        )
+
+    op.create_table(
         "rate_limit_hit",
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
@@ -39,6 +51,21 @@ def upgrade() -> None:
         sa.Column("name", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_service_group")),
+    )
+    op.create_table(
+        "staff_user",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "role IN ('clerk', 'supervisor', 'admin')", name=op.f("ck_staff_user_role_known")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_user")),
+        sa.UniqueConstraint("username", name=op.f("uq_staff_user_username")),
     )
     op.create_table(
         "location",
@@ -94,6 +121,33 @@ def upgrade() -> None:
     with op.batch_alter_table("service", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_service_authority_id"), ["authority_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_service_group_id"), ["group_id"], unique=False)
+
+    op.create_table(
+        "staff_known_address",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=False),
+        sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["staff_user.id"], name=op.f("fk_staff_known_address_user_id_staff_user")
+        ),
+        sa.PrimaryKeyConstraint("user_id", "address", name=op.f("pk_staff_known_address")),
+    )
+    op.create_table(
+        "staff_session",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["staff_user.id"], name=op.f("fk_staff_session_user_id_staff_user")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_session")),
+    )
+    with op.batch_alter_table("staff_session", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_staff_session_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_staff_session_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "appointment",
@@ -274,6 +328,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_printer_location_id"), ["location_id"], unique=False)
 
     op.create_table(
+        "staff_user_location",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("location_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["location_id"],
+            ["location.id"],
+            name=op.f("fk_staff_user_location_location_id_location"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["staff_user.id"], name=op.f("fk_staff_user_location_user_id_staff_user")
+        ),
+        sa.PrimaryKeyConstraint("user_id", "location_id", name=op.f("pk_staff_user_location")),
+    )
+    op.create_table(
         "ticket_number",
         sa.Column("location_id", sa.String(length=64), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
@@ -413,6 +481,42 @@ def upgrade() -> None:
         batch_op.create_index("ix_outbox_message_status_due", ["status", "due_at"], unique=False)
 
     op.create_table(
+        "api_token",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=8), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("location_id", sa.String(length=64), nullable=True),
+        sa.Column("counter_id", sa.String(length=64), nullable=True),
+        sa.Column("kiosk_id", sa.String(length=64), nullable=True),
+        sa.Column("printer_id", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "role IN ('kiosk', 'display', 'printer', 'clerk', 'admin')",
+            name=op.f("ck_api_token_role_known"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["counter_id"], ["counter.id"], name=op.f("fk_api_token_counter_id_counter")
+        ),
+        sa.ForeignKeyConstraint(
+            ["kiosk_id"], ["kiosk.id"], name=op.f("fk_api_token_kiosk_id_kiosk")
+        ),
+        sa.ForeignKeyConstraint(
+            ["location_id"], ["location.id"], name=op.f("fk_api_token_location_id_location")
+        ),
+        sa.ForeignKeyConstraint(
+            ["printer_id"], ["printer.id"], name=op.f("fk_api_token_printer_id_printer")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_token")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_api_token_token_hash")),
+    )
+    with op.batch_alter_table("api_token", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_token_location_id"), ["location_id"], unique=False)
+
+    op.create_table(
         "ticket",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("location_id", sa.String(length=64), nullable=False),
@@ -544,6 +648,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ticket_location_status")
 
     op.drop_table("ticket")
+    with op.batch_alter_table("api_token", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_token_location_id"))
+
+    op.drop_table("api_token")
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_message_status_due")
         batch_op.drop_index(batch_op.f("ix_outbox_message_appointment_id"))
@@ -566,6 +674,7 @@ def downgrade() -> None:
     op.drop_table("appointment_service")
     op.drop_table("appointment_claim")
     op.drop_table("ticket_number")
+    op.drop_table("staff_user_location")
     with op.batch_alter_table("printer", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_printer_location_id"))
 
@@ -596,6 +705,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_appointment_location_start")
 
     op.drop_table("appointment")
+    with op.batch_alter_table("staff_session", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_staff_session_user_id"))
+        batch_op.drop_index(batch_op.f("ix_staff_session_expires_at"))
+
+    op.drop_table("staff_session")
+    op.drop_table("staff_known_address")
     with op.batch_alter_table("service", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_service_group_id"))
         batch_op.drop_index(batch_op.f("ix_service_authority_id"))
@@ -605,6 +720,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_location_authority_id"))
 
     op.drop_table("location")
+    op.drop_table("staff_user")
     op.drop_table("service_group")
     op.drop_table("rate_limit_hit")
+    with op.batch_alter_table("login_failures", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_login_failures_window_start"))
+
+    op.drop_table("login_failures")
     op.drop_table("authority")
