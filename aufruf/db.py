@@ -7,12 +7,14 @@ BEGIN IMMEDIATE so a decision and its write are one serialised step (ARCHITECTUR
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -121,6 +123,7 @@ class Database:
         )
         self._writer = async_sessionmaker(writer_bind, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._raw: asyncio.Future | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -133,11 +136,28 @@ class Database:
         async with self._writer() as session, session.begin():
             yield session
 
-    async def peek(self, statement: Any, **params: Any) -> Any:
-        """One scalar read outside any transaction (a single round trip): for the cheap
-        checks on hot paths, such as whether a cached answer still holds."""
-        async with self._autocommit.connect() as conn:
-            return (await conn.execute(statement, params)).scalar()
+    async def peek(self, sql: str, *params: Any) -> Any:
+        """One scalar read outside any transaction, for the cheap checks on hot paths (whether
+        a cached answer still holds). `sql` uses $1, $2 … for its parameters. On PostgreSQL it
+        goes through a small pool of plain asyncpg connections: a single round trip without
+        the ORM's bookkeeping."""
+        if self.is_sqlite:
+            statement = text(re.sub(r"\$(\d+)", r":p\1", sql))
+            async with self._autocommit.connect() as conn:
+                named = {f"p{i}": value for i, value in enumerate(params, 1)}
+                return (await conn.execute(statement, named)).scalar()
+        if self._raw is None:
+            self._raw = asyncio.ensure_future(self._raw_pool())
+        pool = await asyncio.shield(self._raw)
+        return await pool.fetchval(sql, *params)
+
+    async def _raw_pool(self) -> Any:
+        import asyncpg
+
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return await asyncpg.create_pool(dsn, min_size=1, max_size=4)
 
     async def dispose(self) -> None:
+        if self._raw is not None and self._raw.done() and not self._raw.exception():
+            await self._raw.result().close()
         await self.engine.dispose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -108,6 +108,13 @@ class AvailabilityCache:
         self.answers: dict[tuple, _Computed] = {}
         self.rules: dict[str, _Rules] = {}
         self.computing: dict[tuple, asyncio.Future[_Computed]] = {}
+        self.readers: dict[str, VersionReader] = {}
+
+    def reader(self, db: Database, location_id: str) -> VersionReader:
+        reader = self.readers.get(location_id)
+        if reader is None:
+            reader = self.readers[location_id] = VersionReader(db, location_id)
+        return reader
 
     def remember(self, key: tuple, computed: _Computed) -> None:
         if len(self.answers) >= self.limit:
@@ -115,7 +122,43 @@ class AvailabilityCache:
         self.answers[key] = computed
 
 
-_VERSION = text("SELECT version FROM availability_version WHERE location_id = :location")
+_VERSION = "SELECT version FROM availability_version WHERE location_id = $1"
+
+
+class VersionReader:
+    """Reads of one location's availability version, shared by the requests waiting for one.
+
+    A request never uses a read that began before it arrived (that read could miss a change
+    committed just before): requests arriving while a read is under way share the next read,
+    which begins when that one ends. So at most two reads per location are under way, however
+    many requests there are."""
+
+    def __init__(self, db: Database, location_id: str) -> None:
+        self.db = db
+        self.location_id = location_id
+        self.running: asyncio.Future[int] | None = None
+        self.queued: asyncio.Future[int] | None = None
+
+    async def read(self) -> int:
+        if self.running is None:
+            self.running = asyncio.ensure_future(self._read())
+            return await asyncio.shield(self.running)
+        if self.queued is None:
+            self.queued = asyncio.ensure_future(self._after(self.running))
+        return await asyncio.shield(self.queued)
+
+    async def _after(self, previous: asyncio.Future[int]) -> int:
+        await asyncio.wait([previous])
+        self.running, self.queued = self.queued, None
+        return await self._read()
+
+    async def _read(self) -> int:
+        me = asyncio.current_task()
+        try:
+            return await self.db.peek(_VERSION, self.location_id) or 0
+        finally:
+            if self.running is not None and self.running is me:
+                self.running = None
 
 
 async def availability(
@@ -138,7 +181,7 @@ async def availability(
     key = (location_id, tuple(sorted(need.items())), first, last)
     cached = cache.answers.get(key)
     if cached is not None:
-        version = await db.peek(_VERSION, location=location_id) or 0
+        version = await cache.reader(db, location_id).read()
         if cached.version == version and cached.today == now.astimezone(cached.zone).date():
             return cached.cut(location_id, now)
     # requests that miss together share one computation
@@ -149,7 +192,7 @@ async def availability(
         cache.computing[key] = task
         task.add_done_callback(lambda _: cache.computing.pop(key, None))
     computed = await asyncio.shield(task)
-    if joined and computed.version != (await db.peek(_VERSION, location=location_id) or 0):
+    if joined and computed.version != await cache.reader(db, location_id).read():
         # the shared computation began before a change this request must see
         computed = await _compute(db, now, location_id, need, first, last)
     cache.remember(key, computed)
