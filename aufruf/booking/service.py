@@ -188,13 +188,13 @@ async def availability(
     task = cache.computing.get(key)
     joined = task is not None
     if task is None:
-        task = asyncio.ensure_future(_compute(db, now, location_id, need, first, last))
+        task = asyncio.ensure_future(_compute(db, now, location_id, need, first, last, cache))
         cache.computing[key] = task
         task.add_done_callback(lambda _: cache.computing.pop(key, None))
     computed = await asyncio.shield(task)
     if joined and computed.version != await cache.reader(db, location_id).read():
         # the shared computation began before a change this request must see
-        computed = await _compute(db, now, location_id, need, first, last)
+        computed = await _compute(db, now, location_id, need, first, last, cache)
     cache.remember(key, computed)
     return computed.cut(location_id, now)
 
@@ -206,13 +206,18 @@ async def _compute(
     need: Mapping[str, int],
     first: date | None,
     last: date | None,
+    cache: AvailabilityCache | None = None,
 ) -> _Computed:
     async with db.read() as session:
         # the version first: what is computed below is at least as new as the tag it gets
         version = await _version(session, location_id)
-        rules = await _rules_for_request(
-            session, now, location_id, need, first, last, field="service"
-        )
+        if cache is None:
+            rules = await _rules_for_request(
+                session, now, location_id, need, first, last, field="service"
+            )
+        else:
+            rules = (await _booking_rules(session, cache, location_id, now)).rules
+            _check_need(rules, location_id, need, "service")
         days = logic.bookable_days(rules, now, first, last)
         usage = await _usage(session, location_id, rules, days[0], days[-1]) if days else Usage()
     zone = rules.zone
