@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import SecurityScheme
 
 from aufruf.auth.guards import ActorDep
-from aufruf.booking.api import ErrorOut  # the one error shape of the API
+from aufruf.responses import errors
 
 SECURITY_SCHEMES = {
     "bearer": SecurityScheme(
@@ -28,15 +27,6 @@ SECURITY_SCHEMES = {
     ),
 }
 SECURITY = [{"bearer": []}, {"session": []}]
-
-
-def auth_errors(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for 401 and 403, for the `responses` of protected routes."""
-    text = {
-        401: "No credentials, or an unknown, revoked or expired token or session",
-        403: "The role or location does not allow this, or the CSRF token is missing",
-    }
-    return {code: ResponseSpec(data_container=ErrorOut, description=text[code]) for code in codes}
 
 
 class MeOut(msgspec.Struct):
@@ -55,7 +45,7 @@ class MeController(Controller):
 
     @get(
         summary="The caller: its kind, role and locations",
-        responses=auth_errors(401),
+        responses=errors(401),
         security=SECURITY,
     )
     async def me(self, actor: ActorDep) -> MeOut:

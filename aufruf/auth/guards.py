@@ -108,6 +108,11 @@ async def _given_csrf(request: Request) -> str | None:
     return None
 
 
+def has_credentials(connection: ASGIConnection) -> bool:
+    """Whether the request carries a bearer token or a staff session cookie."""
+    return _bearer(connection) is not None or bool(connection.cookies.get(SESSION_COOKIE))
+
+
 async def authenticate(request: Request, db: Database, clock: Clock, settings: Settings) -> Actor:
     """The actor of an HTTP request, or Unauthorized / Forbidden (CSRF); once per request."""
     cached = request.state.get(_STATE_KEY)

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from aufruf.auth.guards import authenticate, has_credentials
 from aufruf.booking import service
 from aufruf.booking.model import Appointment
 from aufruf.db import pick_text
@@ -21,26 +21,10 @@ from aufruf.errors import RateLimited
 from aufruf.notifications.calendar import CalendarEntry, appointment_uid, calendar_file
 from aufruf.offices import service as offices
 from aufruf.ratelimit import client_address
+from aufruf.responses import errors
 
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Start = Annotated[datetime, msgspec.Meta(tz=True, description="ISO 8601 with offset")]
-
-
-class ErrorOut(msgspec.Struct):
-    status_code: int
-    detail: str
-    reason: str | None = None
-    extra: list[dict[str, str]] | None = None
-
-
-def errors(*codes: int) -> dict[int, ResponseSpec]:
-    text = {
-        400: "Invalid input; `extra[].key` names each field at fault",
-        404: "No such appointment",
-        409: "Not possible now; `reason` says why (e.g. slot_taken, limit_reached)",
-        429: "Too many bookings from this client; see Retry-After",
-    }
-    return {code: ResponseSpec(data_container=ErrorOut, description=text[code]) for code in codes}
 
 
 class DayOut(msgspec.Struct):
@@ -58,7 +42,7 @@ class BookingIn(msgspec.Struct, forbid_unknown_fields=False):
     services: Annotated[list[Slug], msgspec.Meta(min_length=1, max_length=20)]
     start: Start
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=service.NAME_MAX)]
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     phone: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}$")] = "de"
     proof: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
@@ -131,7 +115,14 @@ class AppointmentController(Controller):
     tags = ["booking"]
 
     @post(
-        status_code=HTTP_201_CREATED, summary="Book an appointment", responses=errors(400, 409, 429)
+        status_code=HTTP_201_CREATED,
+        summary="Book an appointment",
+        description=(
+            "Public: needs an e-mail address. Staff (a session or a bearer token with the "
+            "right to book for citizens at the location) may book without one, e.g. for a "
+            "citizen on the phone."
+        ),
+        responses=errors(400, 401, 403, 409, 429),
     )
     async def create(
         self,
@@ -144,17 +135,23 @@ class AppointmentController(Controller):
         cache: CacheDep,
     ) -> AppointmentOut:
         now = clock.now()
-        client = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            settings.trusted_proxies,
-        )
-        retry_after = await limiter.hit(f"book:{client}", settings.booking_rate_limit, now)
-        if retry_after:
-            raise RateLimited(
-                "You have made many bookings in a short time. Please wait a minute and try again.",
-                retry_after=retry_after,
+        staff = has_credentials(request)
+        if staff:
+            actor = await authenticate(request, db, clock, settings)
+            actor.require("booking.staff", location=data.location)
+        else:
+            client = client_address(
+                request.client.host if request.client else None,
+                request.headers.get("x-forwarded-for"),
+                settings.trusted_proxies,
             )
+            retry_after = await limiter.hit(f"book:{client}", settings.booking_rate_limit, now)
+            if retry_after:
+                raise RateLimited(
+                    "You have made many bookings in a short time. "
+                    "Please wait a minute and try again.",
+                    retry_after=retry_after,
+                )
         booking = service.BookingRequest(
             location=data.location,
             services=list(data.services),
@@ -163,6 +160,7 @@ class AppointmentController(Controller):
             email=data.email,
             phone=data.phone,
             language=data.language,
+            by_staff=staff,
         )
         async with db.write() as session:
             booked = await service.book(

@@ -24,6 +24,7 @@ from aufruf.offices.model import Counter, Location
 from aufruf.queue import service as queue
 from aufruf.queue.events import event_message
 from aufruf.queue.model import CounterState, QueueEvent, Ticket
+from aufruf.responses import errors
 from aufruf.settings import Settings
 
 Slug = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -42,24 +43,6 @@ def ticket_id(ref: str) -> int:
     if not ref.isdigit() or len(ref) > 18:
         raise NotFound(f"There is no ticket {ref!r}.")
     return int(ref)
-
-
-class ErrorOut(msgspec.Struct):
-    status_code: int
-    detail: str
-    reason: str | None = None
-    extra: list[dict[str, str]] | None = None
-
-
-def errors(*codes: int) -> dict[int, ResponseSpec]:
-    text = {
-        400: "Invalid input; `extra[].key` names each field at fault",
-        401: "No credentials, or credentials that are not valid",
-        403: "Not allowed for this role, location or counter",
-        404: "No such location, counter or ticket",
-        409: "Not possible in the current state; `reason` says why",
-    }
-    return {code: ResponseSpec(data_container=ErrorOut, description=text[code]) for code in codes}
 
 
 class AppointmentRef(msgspec.Struct):

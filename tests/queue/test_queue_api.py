@@ -229,3 +229,21 @@ async def test_staff_priority_moves_a_ticket_ahead(client, office):
     listed = (await client.get("/api/v1/locations/amt/queue", headers=office["admin"])).json()
     assert [t["number"] for t in listed] == ["A002", "A001"]
     assert (await client.get(f"/api/v1/tickets/{first['token']}")).json()["people_ahead"] == 1
+
+
+async def test_staff_book_for_a_citizen_on_the_phone_without_an_email(client, office, db, clock):
+    clerk = await a_token(db, clock, "clerk", location="amt")
+    body = {
+        "location": "amt",
+        "services": ["pass"],
+        "start": "2026-11-24T09:00:00+01:00",
+        "name": "Herr Ohne Mail",
+    }
+    public = await client.post("/api/v1/appointments", json=body)
+    assert public.status_code == 400
+    assert [e["key"] for e in public.json()["extra"]] == ["email"]
+    staff = await client.post("/api/v1/appointments", json=body, headers=clerk)
+    assert staff.status_code == 201, staff.text
+    assert staff.json()["status"] == "confirmed"
+    kiosk = await client.post("/api/v1/appointments", json=body, headers=office["kiosk"])
+    assert kiosk.status_code == 403
