@@ -43,6 +43,7 @@ async def a_location(
     parallel_cap: dict[str, int] | None = None,
     closures: list[tuple[date, date]] = (),
     counters: int = 3,
+    queue: dict | None = None,
 ) -> str:
     """A location open on `weekdays` during `hours` ("08:00-12:00,13:00-15:00") with `places`
     appointment places, offering `services` (id -> minutes, default one 10-minute service)."""
@@ -84,6 +85,7 @@ async def a_location(
                 horizon_days=horizon_days,
                 cancel_holdback_minutes=holdback_minutes,
                 double_opt_in=double_opt_in,
+                queue=queue or {},
                 position=0,
                 active=True,
             )

@@ -102,7 +102,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -201,6 +201,25 @@ class Kiosk(_Struct):
     printer: str | None = None
 
 
+class Queue(_Struct, kw_only=True):
+    """How the live queue behaves at a location (`[locations.queue]`; every key optional)."""
+
+    appointment_letter: Annotated[str, msgspec.Meta(pattern="^[A-Z]$")] = "T"
+    checkin_early_minutes: Annotated[int, msgspec.Meta(ge=0, le=720)] = 60
+    checkin_late_minutes: Annotated[int, msgspec.Meta(ge=0, le=240)] = 15
+    recall_pause_seconds: Annotated[int, msgspec.Meta(ge=0, le=600)] = 30
+    max_calls: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    reactivate_minutes: Annotated[int, msgspec.Meta(ge=0, le=480)] = 30
+    transfer_keeps_place: bool = True
+    walk_in_cutoff_minutes: Annotated[int, msgspec.Meta(ge=0, le=480)] = 0
+    # also no new walk-ins when the estimated wait would run past closing
+    cutoff_by_wait: bool = False
+    due_grace_minutes: Annotated[int, msgspec.Meta(ge=0, le=60)] = 2
+    # unset: a due appointment always goes before walk-ins; a number: it ranks as if it had
+    # arrived that many minutes before its time, so a long-waiting walk-in is not overtaken
+    appointment_advantage_minutes: Annotated[int, msgspec.Meta(ge=0, le=480)] | None = None
+
+
 class Location(_Struct, kw_only=True):
     id: str
     authority: str
@@ -214,6 +233,7 @@ class Location(_Struct, kw_only=True):
     horizon_days: int = 14
     cancel_holdback_minutes: int = 0
     double_opt_in: bool = False
+    queue: Queue = Queue()
     services: tuple[LocationService, ...] = ()
     hours: tuple[Hours, ...] = ()
     closures: tuple[Closure, ...] = ()
@@ -788,7 +808,7 @@ def dump_directory(directory: Directory) -> str:
 
 def _location_lines(location: Location, state: str) -> list[str]:
     out = ["", "[[locations]]"]
-    skip = {"note"} if not location.note else set()
+    skip = {"note", "queue"} if not location.note else {"queue"}
     if location.holiday_state == state:
         skip.add("holiday_state")
     for key, value in _fields(location):
@@ -812,6 +832,8 @@ def _location_lines(location: Location, state: str) -> list[str]:
         out += ["", "[[locations.printers]]", *_pairs(printer)]
     for kiosk in location.kiosks:
         out += ["", "[[locations.kiosks]]", *_pairs(kiosk)]
+    if location.queue != Queue():
+        out += ["", "[locations.queue]", *_pairs(location.queue)]
     return out
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -228,6 +229,7 @@ def _location_values(location: config.Location, position: int) -> dict[str, Any]
         "horizon_days": location.horizon_days,
         "cancel_holdback_minutes": location.cancel_holdback_minutes,
         "double_opt_in": location.double_opt_in,
+        "queue": msgspec.to_builtins(location.queue),
         "position": position,
     }
 
@@ -450,6 +452,7 @@ class _LocationParts:
             horizon_days=row.horizon_days,
             cancel_holdback_minutes=row.cancel_holdback_minutes,
             double_opt_in=row.double_opt_in,
+            queue=msgspec.convert(row.queue or {}, config.Queue),
             services=tuple(offered),
             hours=config.group_hours(self.windows[row.id]),
             closures=tuple(self.closures[row.id]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, time
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -83,6 +84,8 @@ class Location(Base):
     horizon_days: Mapped[int] = mapped_column(Integer, default=14)
     cancel_holdback_minutes: Mapped[int] = mapped_column(Integer, default=0)
     double_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the live queue's settings (offices file [locations.queue]); {} means the defaults
+    queue: Mapped[dict] = mapped_column(JSON, default=dict)
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 

@@ -116,6 +116,22 @@ def closed_days(
     return frozenset(d for d in days if first <= d <= last)
 
 
+async def closed_days_of(
+    session: AsyncSession, location: Location, first: date, last: date
+) -> frozenset[date]:
+    """The days from first to last on which the location is closed (closures, holidays)."""
+    closures = list(
+        await session.scalars(
+            select(Closure).where(
+                Closure.location_id == location.id,
+                Closure.last_day >= first,
+                Closure.first_day <= last,
+            )
+        )
+    )
+    return closed_days(location, closures, first, last)
+
+
 async def location_rules(
     session: AsyncSession, location_id: str, first: date, last: date
 ) -> LocationRules:

@@ -5,8 +5,10 @@ held to commit, so commit order is seq order); the caller publishes the events a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -40,6 +42,7 @@ from aufruf.queue.model import (
 from aufruf.tokens import derive_token, new_nonce, token_matches, token_row_id
 
 TOKEN_KIND = "ticket"
+NEWCOMER = 2**62  # a ticket not drawn yet, in estimates
 OPEN_STATUSES = ("waiting", "called", "serving")
 
 
@@ -55,10 +58,40 @@ class QueueRules:
     reactivate_minutes: int = 30
     transfer_keeps_place: bool = True
     walk_in_cutoff_minutes: int = 0  # no new walk-ins this long before closing
+    cutoff_by_wait: bool = False  # nor when the estimated wait would run past closing
     order: logic.OrderRules = field(default_factory=logic.OrderRules)
 
 
-RULES = QueueRules()
+def queue_rules(settings: Mapping[str, Any] | None) -> QueueRules:
+    """A location's queue settings (its `queue` column, as the offices file gives them)."""
+    given = settings or {}
+    advantage = given.get("appointment_advantage_minutes")
+    defaults = QueueRules()
+    return QueueRules(
+        appointment_letter=given.get("appointment_letter", defaults.appointment_letter),
+        checkin_early_minutes=given.get("checkin_early_minutes", defaults.checkin_early_minutes),
+        checkin_late_minutes=given.get("checkin_late_minutes", defaults.checkin_late_minutes),
+        recall_pause_seconds=given.get("recall_pause_seconds", defaults.recall_pause_seconds),
+        max_calls=given.get("max_calls", defaults.max_calls),
+        reactivate_minutes=given.get("reactivate_minutes", defaults.reactivate_minutes),
+        transfer_keeps_place=given.get("transfer_keeps_place", defaults.transfer_keeps_place),
+        walk_in_cutoff_minutes=given.get("walk_in_cutoff_minutes", defaults.walk_in_cutoff_minutes),
+        cutoff_by_wait=given.get("cutoff_by_wait", defaults.cutoff_by_wait),
+        order=logic.OrderRules(
+            due_grace=timedelta(minutes=given.get("due_grace_minutes", 2)),
+            appointment_advantage=timedelta(minutes=advantage) if advantage is not None else None,
+        ),
+    )
+
+
+async def rules_at(
+    session: AsyncSession, location_id: str, rules: QueueRules | None = None
+) -> QueueRules:
+    """The given rules, or else the location's own."""
+    if rules is not None:
+        return rules
+    settings = await session.scalar(select(Location.queue).where(Location.id == location_id))
+    return queue_rules(settings)
 
 
 class NotWaiting(Conflict):
@@ -165,12 +198,19 @@ async def _offered(session: AsyncSession, location_id: str) -> dict[str, tuple[i
 
 
 async def walk_in_closed_reason(
-    session: AsyncSession, location: Location, now: datetime, rules: QueueRules = RULES
+    session: AsyncSession,
+    location: Location,
+    now: datetime,
+    rules: QueueRules | None = None,
+    services: list[str] | None = None,
 ) -> str | None:
-    """Why no walk-in ticket can be drawn now (outside opening hours, past the cut-off), or None."""
+    """Why no walk-in ticket can be drawn now, or None: the office is closed today or at
+    this hour, it closes within the cut-off, or (when so configured) the estimated wait for
+    `services` would run past closing."""
+    rules = await rules_at(session, location.id, rules)
     zone = ZoneInfo(location.timezone)
     local = now.astimezone(zone)
-    if local.date() in offices.closed_days(location, [], local.date(), local.date()):
+    if local.date() in await offices.closed_days_of(session, location, local.date(), local.date()):
         return "The office is closed today."
     windows = await session.scalars(
         select(OpeningWindow).where(
@@ -181,8 +221,14 @@ async def walk_in_closed_reason(
     for window in windows:
         opens = datetime.combine(local.date(), window.opens, tzinfo=zone)
         closes = datetime.combine(local.date(), window.closes, tzinfo=zone)
-        if opens <= local < closes - cutoff:
-            return None
+        if not opens <= local < closes - cutoff:
+            continue
+        if rules.cutoff_by_wait and services:
+            line = await waiting_line(session, location.id, now, rules, newcomer=services)
+            wait = line.wait_minutes.get(NEWCOMER)
+            if wait is not None and local + timedelta(minutes=wait) >= closes:
+                return "No new tickets are given out now: the wait would run past closing time."
+        return None
     return "No new tickets are given out now: the office is closed or closing soon."
 
 
@@ -196,10 +242,11 @@ async def draw_ticket(
     source: str,
     actor: str | None,
     kiosk_id: str | None = None,
-    rules: QueueRules = RULES,
+    rules: QueueRules | None = None,
 ) -> Ticket:
     """A walk-in ticket for one or more services, numbered by the first service's letter."""
     location = await _location(session, location_id)
+    rules = await rules_at(session, location_id, rules)
     offered = await _offered(session, location_id)
     unique = list(dict.fromkeys(services))
     if not unique:
@@ -209,8 +256,13 @@ async def draw_ticket(
             raise InvalidInput(
                 f"The service {service_id!r} is not offered here.", field=f"services[{index}]"
             )
-    if source == "kiosk" and (reason := await walk_in_closed_reason(session, location, now, rules)):
-        raise Conflict(reason, reason="closed")
+    closed = (
+        await walk_in_closed_reason(session, location, now, rules, unique)
+        if source == "kiosk"
+        else None
+    )
+    if closed:
+        raise Conflict(closed, reason="closed")
     letter = offered[min(unique, key=lambda s: offered[s][0])][1]
     return await _new_ticket(
         session, change, now, location, unique, letter, source, actor, kiosk_id
@@ -262,10 +314,11 @@ async def check_in(
     *,
     actor: str | None,
     kiosk_id: str | None = None,
-    rules: QueueRules = RULES,
+    rules: QueueRules | None = None,
 ) -> Ticket:
     """The ticket of a booked appointment, by its code (any case, spaces ignored)."""
     location = await _location(session, location_id)
+    rules = await rules_at(session, location_id, rules)
     wanted = booking_logic.normalise_code(code)
     candidates = list(
         await session.scalars(
@@ -460,8 +513,17 @@ async def _serving(session: AsyncSession, counter_ids: list[str]) -> dict[str, l
 
 
 async def waiting_line(
-    session: AsyncSession, location_id: str, now: datetime, rules: QueueRules = RULES
+    session: AsyncSession,
+    location_id: str,
+    now: datetime,
+    rules: QueueRules | None = None,
+    *,
+    newcomer: list[str] | None = None,
 ) -> Line:
+    """The waiting tickets in call order with people ahead and estimated waits. With
+    `newcomer` (services), the estimate also includes a ticket drawn now for them, under the
+    id NEWCOMER (behind everyone who arrived at the same instant)."""
+    rules = await rules_at(session, location_id, rules)
     rows = list(
         await session.execute(
             select(Ticket, Appointment.start_at)
@@ -475,6 +537,8 @@ async def waiting_line(
     desks = await _desks(session, location_id)
     ordered = logic.call_order(waiting, now, rules.order)
     ahead = logic.people_ahead(waiting, desks, now, rules.order)
+    if newcomer:
+        waiting.append(logic.Waiting(NEWCOMER, frozenset(newcomer), now))
     minutes = logic.estimated_wait_minutes(
         waiting,
         desks,
@@ -554,7 +618,7 @@ async def call_next(
     counter_id: str,
     now: datetime,
     actor: str | None,
-    rules: QueueRules = RULES,
+    rules: QueueRules | None = None,
 ) -> Ticket | None:
     """Call the next ticket this counter serves; a ticket still current here is done first.
     Two counters never get the same ticket: the ticket is taken with a conditional update
@@ -623,10 +687,11 @@ async def recall(
     counter_id: str,
     now: datetime,
     actor: str | None,
-    rules: QueueRules = RULES,
+    rules: QueueRules | None = None,
 ) -> Ticket:
     """Call the current ticket again; after the configured number of calls it is a no-show."""
     counter, state, ticket = await _current(session, counter_id, now)
+    rules = await rules_at(session, counter.location_id, rules)
     if ticket.status != "called":
         raise Conflict("Only a called ticket can be called again.", reason="not_called")
     if ticket.called_at and now < ticket.called_at + timedelta(seconds=rules.recall_pause_seconds):
@@ -702,11 +767,12 @@ async def transfer(
     service_id: str,
     now: datetime,
     actor: str | None,
-    rules: QueueRules = RULES,
+    rules: QueueRules | None = None,
 ) -> Ticket:
     """Send the current ticket back to the line for another service (keeping its place by its
     original arrival unless configured otherwise)."""
     counter, state, ticket = await _current(session, counter_id, now)
+    rules = await rules_at(session, counter.location_id, rules)
     if service_id not in await _offered(session, counter.location_id):
         raise InvalidInput(f"The service {service_id!r} is not offered here.", field="service")
     old = (await ticket_services(session, [ticket.id]))[ticket.id]
@@ -877,9 +943,10 @@ async def reactivate(
     ticket_id: int,
     now: datetime,
     actor: str | None,
-    rules: QueueRules = RULES,
+    rules: QueueRules | None = None,
 ) -> Ticket:
     ticket = await get_ticket(session, ticket_id, for_update=True)
+    rules = await rules_at(session, ticket.location_id, rules)
     if ticket.status != "no_show":
         raise Conflict(f"Ticket {ticket.number} is not a no-show.", reason="not_no_show")
     if ticket.finished_at and now > ticket.finished_at + timedelta(
@@ -977,7 +1044,7 @@ async def due_closings(session: AsyncSession, now: datetime) -> list[str]:
 
 
 async def raise_due_events(
-    session: AsyncSession, change: Change, now: datetime, rules: QueueRules = RULES
+    session: AsyncSession, change: Change, now: datetime, rules: QueueRules | None = None
 ) -> datetime | None:
     """Write a "due" event for every waiting appointment whose time has come (once per
     ticket), so every view moves on time without anyone acting. Returns when the next one
@@ -998,8 +1065,11 @@ async def raise_due_events(
         )
     )
     upcoming: list[datetime] = []
+    by_location: dict[str, QueueRules] = {}
     for ticket, start in rows:
-        due_at = start - rules.order.due_grace
+        if ticket.location_id not in by_location:
+            by_location[ticket.location_id] = await rules_at(session, ticket.location_id, rules)
+        due_at = start - by_location[ticket.location_id].order.due_grace
         if due_at > now:
             upcoming.append(due_at)
         elif ticket.id not in announced:

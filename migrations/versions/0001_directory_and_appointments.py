@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 04:55:35.787257
+Create Date: 2026-11-22 05:08:38.031602
 """
 
 from collections.abc import Sequence
@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("horizon_days", sa.Integer(), nullable=False),
         sa.Column("cancel_holdback_minutes", sa.Integer(), nullable=False),
         sa.Column("double_opt_in", sa.Boolean(), nullable=False),
+        sa.Column("queue", sa.JSON(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.CheckConstraint("horizon_days >= 0", name=op.f("ck_location_horizon_not_negative")),

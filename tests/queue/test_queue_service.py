@@ -249,3 +249,43 @@ async def test_an_appointment_becoming_due_raises_an_event_once(db, clock):
     async with db.read() as session:
         kinds = list(await session.scalars(select(QueueEvent.kind).order_by(QueueEvent.seq)))
     assert kinds == ["issued", "due"]
+
+
+async def test_a_locations_own_queue_settings_apply(db):
+    await a_location(
+        db, queue={"max_calls": 1, "appointment_letter": "P", "recall_pause_seconds": 0}
+    )
+    await draw(db)
+    await open_counters(db, ["amt-1"])
+    await call_next(db, "amt-1")
+    async with db.write() as session:
+        recalled = await queue.recall(session, queue.Change(), "amt-1", MONDAY_0900, "test")
+    # one call only: the next recall marks it absent
+    assert recalled.status == "no_show"
+    async with db.read() as session:
+        rules = await queue.rules_at(session, "amt")
+    assert rules.appointment_letter == "P"
+
+
+async def test_no_walk_ins_when_the_wait_would_run_past_closing(db):
+    await a_location(
+        db, hours="08:00-12:00", services={"pass": 30}, counters=1, queue={"cutoff_by_wait": True}
+    )
+    await open_counters(db, ["amt-1"])
+    eleven = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 11:00 local, an hour before closing
+    assert (await draw(db, now=eleven)).status == "waiting"  # 0 minutes ahead
+    await draw(db, now=eleven)  # 30 minutes
+    with pytest.raises(Conflict) as info:
+        await draw(db, now=eleven)  # would wait 60 minutes: past 12:00
+    assert info.value.reason == "closed"
+    # staff can still give out a ticket
+    assert (await draw(db, now=eleven, source="staff")).status == "waiting"
+
+
+async def test_a_closure_stops_walk_in_tickets(db):
+    from datetime import date
+
+    await a_location(db, closures=[(date(2026, 11, 23), date(2026, 11, 23))])
+    with pytest.raises(Conflict) as info:
+        await draw(db)
+    assert info.value.reason == "closed"
