@@ -145,10 +145,29 @@ def _serve(settings: Settings, host: str, port: int, workers: int, worker: bool)
     )
 
 
+async def _demo_logins(settings: Settings, fresh: bool) -> list[str]:
+    from aufruf.clock import SystemClock
+    from aufruf.db import Database
+    from aufruf.demo import credentials_file, demo_logins, keep_demo_logins, make_demo_logins
+
+    target = credentials_file(settings.sqlite_path or Path("aufruf.db"))
+    if not fresh:
+        return demo_logins(target)
+    db = Database(settings.database_url)
+    try:
+        lines = await make_demo_logins(db, SystemClock().now())
+    finally:
+        await db.dispose()
+    keep_demo_logins(target, lines)
+    return lines
+
+
 def _demo(settings: Settings, host: str, port: int) -> None:
     asyncio.run(_upgrade(settings))
-    if asyncio.run(_seed_demo(settings, only_if_empty=True)):
+    fresh = asyncio.run(_seed_demo(settings, only_if_empty=True))
+    if fresh:
         print("loaded the demo offices")
+    logins = asyncio.run(_demo_logins(settings, fresh))
     base = settings.public_url or f"http://{host}:{port}"
     print()
     print("aufruf demo is starting. Pages and endpoints that exist now:")
@@ -156,10 +175,16 @@ def _demo(settings: Settings, host: str, port: int) -> None:
         ("/api/v1/locations", "the demo locations (JSON)"),
         ("/api/v1/services", "the services (JSON)"),
         ("/api/v1/availability?location=buergeramt-mitte&service=personalausweis", "free times"),
+        ("/login", "staff sign-in"),
+        ("/desk", "the clerk's desk (after sign-in)"),
         ("/schema", "the API documentation (OpenAPI)"),
         ("/health", "health check"),
     ]:
         print(f"  {base}{path}  — {what}")
+    if logins:
+        print("\nDemo logins and device tokens (Bürgeramt Mitte):")
+        for line in logins:
+            print(f"  {line}")
     if not settings.public_url:
         print("\nNote: phones need a reachable address; set AUFRUF_PUBLIC_URL to one.")
     print()

@@ -73,6 +73,11 @@ def test_demo_serves_the_six_demo_locations(demo):
     output = log.read_text()
     assert "loaded the demo offices" in output
     assert f"{base}/api/v1/locations" in output
+    # the printed device token works, and the printed staff logins exist
+    kiosk = next(line for line in output.splitlines() if "kiosk token" in line).split()[-1]
+    me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {kiosk}"})
+    assert me.json()["role"] == "kiosk"
+    assert "staff login  clerk" in output
 
 
 def test_demo_books_and_logs_no_secret(demo):
