@@ -8,6 +8,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from aufruf.auth import service as auth
 from aufruf.booking import service as booking
 from aufruf.clock import Clock
 from aufruf.db import Database
@@ -50,6 +51,7 @@ class Worker:
                 log.info("deleted the personal data of %d past appointments", deleted)
             if self.limiter is not None:
                 await self.limiter.forget_before(now)
+            await auth.forget_expired(self.db, now)  # ended sessions, old login failures
             self.last_purge = now
 
     async def queue_timers(self, now: datetime) -> None:
