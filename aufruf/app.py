@@ -28,6 +28,7 @@ from aufruf.errors import DomainError, RateLimited
 from aufruf.logs import access_log_middleware, redact
 from aufruf.offices.api import DirectoryController
 from aufruf.queue.api import (
+    COUNTER_ACTIONS,
     CounterController,
     PublicTicketController,
     StaffTicketController,
@@ -129,6 +130,7 @@ def create_app(
             AppointmentController,
             TicketController,
             CounterController,
+            *COUNTER_ACTIONS,
             StaffTicketController,
             PublicTicketController,
             MeController,

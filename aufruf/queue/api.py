@@ -358,18 +358,86 @@ async def _may_act_at_counter(
     return counter
 
 
+async def _at_counter(actor: Actor, db, clock, events, counter: str, action: str, step) -> Any:
+    """One counter action: who may act is checked inside the action's transaction."""
+    now = clock.now()
+
+    async def work(session: AsyncSession, change: queue.Change) -> Any:
+        await _may_act_at_counter(session, actor, counter, action)
+        return await step(session, change, now)
+
+    return await run(db, events, work)
+
+
+def _ticket_action(action: str, summary: str, act) -> Any:
+    """A counter action on its current ticket, answered with the ticket."""
+
+    @post(
+        f"/api/v1/counters/{{counter:str}}/{action}",
+        status_code=HTTP_200_OK,
+        summary=summary,
+        responses=errors(401, 403, 404, 409),
+        tags=["counter"],
+        name=f"counter-{action}",
+        operation_id=f"counter_{action.replace('-', '_')}",
+    )
+    async def handler(
+        counter: CounterId, actor: ActorDep, db: DatabaseDep, clock: ClockDep, events: EventsDep
+    ) -> TicketOut:
+        async def step(session: AsyncSession, change: queue.Change, now: datetime) -> TicketOut:
+            ticket = await act(session, change, counter, now, _actor_name(actor))
+            return await ticket_out(session, ticket, now)
+
+        return await _at_counter(actor, db, clock, events, counter, action, step)
+
+    return handler
+
+
+def _status_action(action: str, summary: str) -> Any:
+    """Opening, pausing, resuming or closing a counter, answered with the counter."""
+
+    @post(
+        f"/api/v1/counters/{{counter:str}}/{action}",
+        status_code=HTTP_200_OK,
+        summary=summary,
+        responses=errors(401, 403, 404, 409),
+        tags=["counter"],
+        name=f"counter-{action}",
+        operation_id=f"counter_{action}",
+    )
+    async def handler(
+        counter: CounterId, actor: ActorDep, db: DatabaseDep, clock: ClockDep, events: EventsDep
+    ) -> CounterOut:
+        async def step(session: AsyncSession, change: queue.Change, now: datetime) -> CounterOut:
+            await queue.set_counter_status(
+                session, change, counter, action, now, _actor_name(actor)
+            )
+            return await _counter_view(session, counter, now)
+
+        return await _at_counter(actor, db, clock, events, counter, action, step)
+
+    return handler
+
+
+COUNTER_ACTIONS = [
+    _ticket_action("recall", "Call the current ticket again", queue.recall),
+    _ticket_action("start", "Start serving the current ticket", queue.start),
+    _ticket_action("done", "The current ticket is done", queue.finish),
+    _ticket_action(
+        "no-show",
+        "The current ticket did not come",
+        lambda s, c, counter, now, actor: queue.finish(s, c, counter, now, actor, status="no_show"),
+    ),
+    _status_action("pause", "Pause the counter"),
+    _status_action("resume", "Resume after a pause"),
+    _status_action("open", "Open the counter"),
+    _status_action("close", "Close the counter"),
+]
+
+
 class CounterController(Controller):
     path = "/api/v1/counters/{counter:str}"
     tags = ["counter"]
-
-    async def _act(self, actor, db, clock, events, counter: str, action: str, step) -> Any:
-        now = clock.now()
-
-        async def work(session: AsyncSession, change: queue.Change) -> Any:
-            await _may_act_at_counter(session, actor, counter, action)
-            return await step(session, change, now)
-
-        return await run(db, events, work)
 
     @post(
         "/call-next",
@@ -392,115 +460,10 @@ class CounterController(Controller):
             ticket = await queue.call_next(session, change, counter, now, _actor_name(actor))
             return await ticket_out(session, ticket, now) if ticket else None
 
-        ticket = await self._act(actor, db, clock, events, counter, "call-next", step)
+        ticket = await _at_counter(actor, db, clock, events, counter, "call-next", step)
         if ticket is None:
             return Response(None, status_code=HTTP_204_NO_CONTENT)
         return Response(ticket, status_code=HTTP_200_OK)
-
-    async def _ticket_action(self, actor, db, clock, events, counter, action, fn) -> TicketOut:
-        async def step(session, change, now):
-            ticket = await fn(session, change, now)
-            return await ticket_out(session, ticket, now)
-
-        return await self._act(actor, db, clock, events, counter, action, step)
-
-    @post(
-        "/recall",
-        status_code=HTTP_200_OK,
-        summary="Call the current ticket again",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def recall(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> TicketOut:
-        return await self._ticket_action(
-            actor,
-            db,
-            clock,
-            events,
-            counter,
-            "recall",
-            lambda s, c, now: queue.recall(s, c, counter, now, _actor_name(actor)),
-        )
-
-    @post(
-        "/start",
-        status_code=HTTP_200_OK,
-        summary="Start serving the current ticket",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def start(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> TicketOut:
-        return await self._ticket_action(
-            actor,
-            db,
-            clock,
-            events,
-            counter,
-            "start",
-            lambda s, c, now: queue.start(s, c, counter, now, _actor_name(actor)),
-        )
-
-    @post(
-        "/done",
-        status_code=HTTP_200_OK,
-        summary="The current ticket is done",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def done(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> TicketOut:
-        return await self._ticket_action(
-            actor,
-            db,
-            clock,
-            events,
-            counter,
-            "done",
-            lambda s, c, now: queue.finish(s, c, counter, now, _actor_name(actor)),
-        )
-
-    @post(
-        "/no-show",
-        status_code=HTTP_200_OK,
-        summary="The current ticket did not come",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def no_show(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> TicketOut:
-        return await self._ticket_action(
-            actor,
-            db,
-            clock,
-            events,
-            counter,
-            "no-show",
-            lambda s, c, now: queue.finish(
-                s, c, counter, now, _actor_name(actor), status="no_show"
-            ),
-        )
 
     @post(
         "/transfer",
@@ -517,88 +480,13 @@ class CounterController(Controller):
         clock: ClockDep,
         events: EventsDep,
     ) -> TicketOut:
-        return await self._ticket_action(
-            actor,
-            db,
-            clock,
-            events,
-            counter,
-            "transfer",
-            lambda s, c, now: queue.transfer(s, c, counter, data.service, now, _actor_name(actor)),
-        )
-
-    async def _status(self, actor, db, clock, events, counter, action) -> CounterOut:
         async def step(session, change, now):
-            await queue.set_counter_status(
-                session, change, counter, action, now, _actor_name(actor)
+            moved = await queue.transfer(
+                session, change, counter, data.service, now, _actor_name(actor)
             )
-            return await _counter_view(session, counter, now)
+            return await ticket_out(session, moved, now)
 
-        return await self._act(actor, db, clock, events, counter, action, step)
-
-    @post(
-        "/pause",
-        status_code=HTTP_200_OK,
-        summary="Pause the counter",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def pause(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> CounterOut:
-        return await self._status(actor, db, clock, events, counter, "pause")
-
-    @post(
-        "/resume",
-        status_code=HTTP_200_OK,
-        summary="Resume after a pause",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def resume(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> CounterOut:
-        return await self._status(actor, db, clock, events, counter, "resume")
-
-    @post(
-        "/open",
-        status_code=HTTP_200_OK,
-        summary="Open the counter",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def open(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> CounterOut:
-        return await self._status(actor, db, clock, events, counter, "open")
-
-    @post(
-        "/close",
-        status_code=HTTP_200_OK,
-        summary="Close the counter",
-        responses=errors(401, 403, 404, 409),
-    )
-    async def close(
-        self,
-        counter: CounterId,
-        actor: ActorDep,
-        db: DatabaseDep,
-        clock: ClockDep,
-        events: EventsDep,
-    ) -> CounterOut:
-        return await self._status(actor, db, clock, events, counter, "close")
+        return await _at_counter(actor, db, clock, events, counter, "transfer", step)
 
     @post(
         "/sit",
@@ -618,7 +506,7 @@ class CounterController(Controller):
             await queue.sit(session, change, counter, actor.name, now)
             return await _counter_view(session, counter, now)
 
-        return await self._act(actor, db, clock, events, counter, "sit", step)
+        return await _at_counter(actor, db, clock, events, counter, "sit", step)
 
     @post(
         "/leave",
@@ -641,7 +529,7 @@ class CounterController(Controller):
             await queue.leave(session, change, counter, state.clerk or actor.name, now)
             return await _counter_view(session, counter, now)
 
-        return await self._act(actor, db, clock, events, counter, "leave", step)
+        return await _at_counter(actor, db, clock, events, counter, "leave", step)
 
 
 async def _counter_view(session: AsyncSession, counter_id: str, now: datetime) -> CounterOut:
