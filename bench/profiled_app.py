@@ -1,4 +1,5 @@
-"""The aufruf app with a sampling profiler, for `bench/booking.py --profile PHASE`.
+"""The aufruf app with a sampling profiler, for `bench/booking.py --profile PHASE` and
+`bench/queue.py --profile PHASE`.
 
 SIGUSR1 starts pyinstrument, SIGUSR2 stops it and writes the report to $BENCH_PROFILE: the
 share of samples by the innermost package on the stack (where the server's main thread
@@ -15,10 +16,14 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from aufruf_app import create as create_aufruf
 from litestar import Litestar
 from pyinstrument import Profiler
 from pyinstrument.session import Session
+
+try:  # served with --app-dir bench (bench/booking.py)
+    from aufruf_app import create as create_aufruf
+except ImportError:  # served from the repository root as bench.profiled_app (bench/queue.py)
+    from bench.aufruf_app import create as create_aufruf
 
 # innermost frame whose file path contains the key -> the owner a sample is counted for
 OWNERS = [
@@ -26,6 +31,10 @@ OWNERS = [
     ("aufruf/booking/api.py", "aufruf.booking.api"),
     ("aufruf/booking/service.py", "aufruf.booking.service (own code)"),
     ("aufruf/offices/service.py", "aufruf.offices.service (own code)"),
+    ("aufruf/queue/logic.py", "aufruf.queue.logic"),
+    ("aufruf/queue/api.py", "aufruf.queue.api"),
+    ("aufruf/queue/service.py", "aufruf.queue.service (own code)"),
+    ("aufruf/auth/", "aufruf.auth"),
     ("aufruf/logs.py", "logging"),
     ("sqlalchemy", "SQLAlchemy"),
     ("greenlet", "SQLAlchemy"),

@@ -193,8 +193,8 @@ class TicketController(Controller):
         now = clock.now()
         device = actor.kind == "token" and actor.role == "kiosk"
 
-        async def work(session: AsyncSession, change: queue.Change) -> TicketOut:
-            ticket = await queue.draw_ticket(
+        async def work(session: AsyncSession, change: queue.Change) -> Ticket:
+            return await queue.draw_ticket(
                 session,
                 change,
                 now,
@@ -204,11 +204,13 @@ class TicketController(Controller):
                 actor=_actor_name(actor),
                 kiosk_id=actor.kiosk,
             )
+
+        ticket = await run(db, events, work)
+        # worked out after commit: the number and the sequence are not locked meanwhile
+        async with db.read() as session:
             return await ticket_out(
                 session, ticket, now, secret_for=(settings, public_base(settings, request))
             )
-
-        return await run(db, events, work)
 
     @post(
         "/checkins",
@@ -230,8 +232,8 @@ class TicketController(Controller):
         actor.require("ticket.draw", location=location)
         now = clock.now()
 
-        async def work(session: AsyncSession, change: queue.Change) -> TicketOut:
-            ticket = await queue.check_in(
+        async def work(session: AsyncSession, change: queue.Change) -> Ticket:
+            return await queue.check_in(
                 session,
                 change,
                 now,
@@ -240,11 +242,12 @@ class TicketController(Controller):
                 actor=_actor_name(actor),
                 kiosk_id=actor.kiosk,
             )
+
+        ticket = await run(db, events, work)
+        async with db.read() as session:
             return await ticket_out(
                 session, ticket, now, secret_for=(settings, public_base(settings, request))
             )
-
-        return await run(db, events, work)
 
     @get("/queue", summary="Waiting tickets in call order", responses=errors(401, 403, 404))
     async def waiting(

@@ -622,52 +622,78 @@ async def call_next(
 ) -> Ticket | None:
     """Call the next ticket this counter serves; a ticket still current here is done first.
     Two counters never get the same ticket: the ticket is taken with a conditional update
-    (PostgreSQL: skipping rows another transaction holds)."""
+    (PostgreSQL: skipping rows another transaction holds). The events are written last, so
+    the location's sequence is locked only for the end of the transaction."""
     counter = await _counter(session, counter_id)
     state = await counter_state(session, counter_id, now)
     if state.status != "open":
         raise Conflict(f"{counter.name} is {state.status}; open it first.", reason="closed")
-    await _finish_current(session, change, state, counter, now, actor)
-    line = await waiting_line(session, counter.location_id, now, rules)
-    desk = next(
-        (d for d in line.desks if d.id == counter_id), logic.Desk(counter_id, frozenset(), True)
+    rules = await rules_at(session, counter.location_id, rules)
+    served = frozenset(
+        await session.scalars(
+            select(CounterService.service_id).where(CounterService.counter_id == counter_id)
+        )
     )
-    for ticket in line.waiting:
-        if not logic.can_serve(desk.services, as_waiting(ticket, line.services[ticket.id], None)):
-            continue
+    tickets, services = await _waiting(session, counter.location_id)
+    chosen = None
+    for waiting in logic.desk_line(
+        logic.Desk(counter_id, served), tickets.values(), now, rules.order
+    ):
         if _is_postgres(session):
             free = await session.scalar(
                 select(Ticket.id)
-                .where(Ticket.id == ticket.id, Ticket.status == "waiting")
+                .where(Ticket.id == waiting.id, Ticket.status == "waiting")
                 .with_for_update(skip_locked=True)
             )
             if free is None:
                 continue
         taken = await session.execute(
             update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.status == "waiting")
+            .where(Ticket.id == waiting.id, Ticket.status == "waiting")
             .values(status="called", counter_id=counter_id, call_count=1, called_at=now)
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount != 1:
-            continue
-        await session.refresh(ticket)
-        state.current_ticket_id = ticket.id
-        state.updated_at = now
-        await record(
-            session,
-            change,
-            counter.location_id,
-            "called",
-            now,
-            ticket=ticket,
-            services=line.services[ticket.id],
-            counter_id=counter_id,
-            actor=actor,
-            data={"counter": counter.name},
+        if taken.rowcount == 1:
+            chosen = await get_ticket(session, waiting.id)
+            await session.refresh(chosen)
+            break
+    await _finish_current(session, change, state, counter, now, actor)
+    if chosen is None:
+        return None
+    state.current_ticket_id = chosen.id
+    state.updated_at = now
+    await record(
+        session,
+        change,
+        counter.location_id,
+        "called",
+        now,
+        ticket=chosen,
+        services=services[chosen.id],
+        counter_id=counter_id,
+        actor=actor,
+        data={"counter": counter.name},
+    )
+    return chosen
+
+
+async def _waiting(
+    session: AsyncSession, location_id: str
+) -> tuple[dict[int, logic.Waiting], dict[int, list[str]]]:
+    """The location's waiting tickets as the call order sees them, and their services."""
+    rows = list(
+        await session.execute(
+            select(Ticket.id, Ticket.arrived_at, Ticket.priority, Appointment.start_at)
+            .outerjoin(Appointment, Appointment.id == Ticket.appointment_id)
+            .where(Ticket.location_id == location_id, Ticket.status == "waiting")
         )
-        return ticket
-    return None
+    )
+    services = await ticket_services(session, [r.id for r in rows])
+    waiting = {
+        r.id: logic.Waiting(r.id, frozenset(services[r.id]), r.arrived_at, r.priority, r.start_at)
+        for r in rows
+    }
+    return waiting, services
 
 
 async def _current(
