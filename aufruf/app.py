@@ -24,6 +24,9 @@ from aufruf.booking.api import AppointmentController, AvailabilityController
 from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock, SystemClock
 from aufruf.db import Database
+from aufruf.display.api import DeskAppointmentController
+from aufruf.display.pages import DeskPages
+from aufruf.display.sockets import counter_socket
 from aufruf.errors import DomainError, RateLimited
 from aufruf.logs import access_log_middleware, redact
 from aufruf.offices.api import DirectoryController
@@ -135,6 +138,9 @@ def create_app(
             PublicTicketController,
             MeController,
             LoginPages,
+            DeskAppointmentController,  # the desk (aufruf.display)
+            DeskPages,
+            counter_socket,
             static_files_router(),
         ],
         dependencies={

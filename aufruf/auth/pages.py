@@ -21,7 +21,7 @@ from aufruf.web.i18n import gettext, language_cookies, language_of, ngettext
 from aufruf.web.templating import page_context
 
 LOGIN_COOKIE = "aufruf_login"
-AFTER_LOGIN = "/login"  # until the desk exists; ?next= takes precedence
+AFTER_LOGIN = "/desk"  # ?next= takes precedence
 
 
 def _login_page(

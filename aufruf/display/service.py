@@ -1,0 +1,240 @@
+"""What the live views show of a location, read from the database in short read transactions.
+
+`location_view` computes the whole picture of a location at one `seq`: every counter with its
+current ticket (the shape of GET /api/v1/locations/{L}/counters), the waiting line in call
+order, each counter's part of it, and the counts per service. `LocationViews` shares that
+picture between all sockets of a location in this process, so an event costs one computation
+per location, not one per socket (ARCHITECTURE.md: derived figures once per event and instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter as Tally
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aufruf.booking.model import Appointment, AppointmentService
+from aufruf.clock import Clock
+from aufruf.db import Database
+from aufruf.errors import NotFound
+from aufruf.offices import service as offices
+from aufruf.queue import logic
+from aufruf.queue import service as queue
+from aufruf.queue.api import counter_out, ticket_out
+from aufruf.queue.model import LocationSequence, Ticket
+
+# a view older than this is recomputed for a new socket even without an event: waits and
+# estimates move with the clock
+MAX_AGE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LocationView:
+    """A location's queue as of `seq` (every event up to it is reflected)."""
+
+    location: str
+    seq: int
+    at: datetime
+    counters: dict[str, dict[str, Any]]  # counter id -> the counters endpoint's shape
+    queues: dict[str, list[dict[str, Any]]]  # counter id -> waiting tickets it can serve
+    waiting: dict[str, int]  # service id -> waiting tickets that include it
+    computed: float  # time.monotonic() when read
+
+    def counter_message(self, counter_id: str) -> dict[str, Any] | None:
+        """The state message of one counter (None if the counter is gone or inactive)."""
+        counter = self.counters.get(counter_id)
+        if counter is None:
+            return None
+        return {
+            "type": "counter",
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "counter": counter,
+            "queue": self.queues[counter_id],
+            "waiting": self.waiting,
+        }
+
+
+def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
+    """The ticket's public shape plus the instants a desk shows (arrival, last call)."""
+    shape["arrived_at"] = ticket.arrived_at.isoformat()
+    shape["called_at"] = ticket.called_at.isoformat() if ticket.called_at else None
+    return shape
+
+
+async def current_seq(session: AsyncSession, location_id: str) -> int:
+    seq = await session.scalar(
+        select(LocationSequence.seq).where(LocationSequence.location_id == location_id)
+    )
+    return seq or 0
+
+
+async def location_view(session: AsyncSession, location_id: str, now: datetime) -> LocationView:
+    # the seq first: whatever is read after it reflects at least the events up to it
+    seq = await current_seq(session, location_id)
+    line = await queue.waiting_line(session, location_id, now)
+    tickets = {
+        t.id: _with_times(msgspec.to_builtins(await ticket_out(session, t, now, line=line)), t)
+        for t in line.waiting
+    }
+    counters: dict[str, dict[str, Any]] = {}
+    queues: dict[str, list[dict[str, Any]]] = {}
+    for desk in line.desks:
+        shape = msgspec.to_builtins(await counter_out(session, desk, now, line))
+        if shape["current"] is not None:
+            current = await queue.get_ticket(session, shape["current"]["id"])
+            _with_times(shape["current"], current)
+        counters[desk.id] = shape
+        queues[desk.id] = [
+            tickets[t.id]
+            for t in line.waiting
+            if logic.can_serve(desk.services, queue.as_waiting(t, line.services[t.id], None))
+        ]
+    waiting = Tally(s for t in line.waiting for s in line.services[t.id])
+    return LocationView(
+        location=location_id,
+        seq=seq,
+        at=now,
+        counters=counters,
+        queues=queues,
+        waiting=dict(sorted(waiting.items())),
+        computed=time.monotonic(),
+    )
+
+
+class LocationViews:
+    """The latest view of each location, shared by this process's sockets and pages.
+
+    `at_least(L, seq)` answers from the latest view when it reflects `seq`, else joins the
+    computation already running for L or starts one; a socket that goes away meanwhile does not
+    cancel it for the others."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._latest: dict[str, LocationView] = {}
+        self._running: dict[str, asyncio.Future[LocationView]] = {}
+
+    async def current(self, location_id: str) -> LocationView:
+        """A view reflecting every event committed before this call, and not older than
+        MAX_AGE_SECONDS."""
+        async with self.db.read() as session:
+            seq = await current_seq(session, location_id)
+        return await self.at_least(location_id, seq, max_age=MAX_AGE_SECONDS)
+
+    async def at_least(
+        self, location_id: str, seq: int, *, max_age: float | None = None
+    ) -> LocationView:
+        view = self._latest.get(location_id)
+        for _ in range(3):  # a running computation may have begun before `seq` was committed
+            if view is not None and view.seq >= seq and not self._too_old(view, max_age):
+                return view
+            view = await self._refresh(location_id)
+        assert view is not None
+        return view
+
+    @staticmethod
+    def _too_old(view: LocationView, max_age: float | None) -> bool:
+        return max_age is not None and time.monotonic() - view.computed > max_age
+
+    async def _refresh(self, location_id: str) -> LocationView:
+        running = self._running.get(location_id)
+        if running is None:
+            running = asyncio.ensure_future(self._compute(location_id))
+            self._running[location_id] = running
+
+            def finished(done: asyncio.Future[LocationView]) -> None:
+                self._running.pop(location_id, None)
+                if not done.cancelled():
+                    done.exception()  # retrieved here, raised to every waiter below
+
+            running.add_done_callback(finished)
+        return await asyncio.shield(running)
+
+    async def _compute(self, location_id: str) -> LocationView:
+        async with self.db.read() as session:
+            view = await location_view(session, location_id, self.clock.now())
+        latest = self._latest.get(location_id)
+        if latest is None or view.seq >= latest.seq:
+            self._latest[location_id] = view
+        return view
+
+
+def views_of(app: Any) -> LocationViews:
+    """The app's shared LocationViews (made on first use, with the app's database and clock)."""
+    views = app.state.get("display_views")
+    if views is None:
+        views = LocationViews(app.state["db"], app.state["clock"])
+        app.state["display_views"] = views
+    return views
+
+
+# --- the day's appointments, for the desk ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayAppointment:
+    code: str
+    start: str
+    end: str
+    services: list[str]
+    status: str
+    ticket: str | None
+
+
+async def appointments_of_day(
+    session: AsyncSession, location_id: str, day: date | None, now: datetime
+) -> list[DayAppointment]:
+    """A location's appointments on a local day (today without `day`), by start; codes,
+    times, services and states only: no names, no contact data."""
+    location = await offices.get_location(session, location_id)
+    if location is None or not location.active:
+        raise NotFound(f"There is no location {location_id!r}.")
+    zone = ZoneInfo(location.timezone)
+    day = day or now.astimezone(zone).date()
+    first = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+    after = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    rows = list(
+        await session.execute(
+            select(Appointment, Ticket.number)
+            .outerjoin(Ticket, Ticket.appointment_id == Appointment.id)
+            .where(
+                Appointment.location_id == location_id,
+                Appointment.start_at >= first,
+                Appointment.start_at < after,
+            )
+            .order_by(Appointment.start_at, Appointment.id)
+        )
+    )
+    services: dict[int, list[str]] = {a.id: [] for a, _ in rows}
+    if services:
+        needs = await session.execute(
+            select(
+                AppointmentService.appointment_id,
+                AppointmentService.service_id,
+                AppointmentService.quantity,
+            )
+            .where(AppointmentService.appointment_id.in_(list(services)))
+            .order_by(AppointmentService.service_id)
+        )
+        for appointment_id, service_id, quantity in needs:
+            services[appointment_id].extend([service_id] * quantity)
+    return [
+        DayAppointment(
+            code=a.code,
+            start=a.start_at.astimezone(zone).isoformat(),
+            end=a.end_at.astimezone(zone).isoformat(),
+            services=services[a.id],
+            status=a.status,
+            ticket=number,
+        )
+        for a, number in rows
+    ]

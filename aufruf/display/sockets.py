@@ -1,0 +1,223 @@
+"""`/ws/counters/{C}`: a counter's state and the queue it serves, live, for the clerk's desk.
+
+The socket subscribes to its location's channel first, then sends a snapshot with the
+location's current `seq`; after that every event with a higher seq makes it send a fresh state
+of the same shape, read from the database (never from the event alone: a missed or doubled
+event cannot make the desk wrong). Duplicates and old seqs are dropped; a burst of events
+becomes one state.
+
+Four small tasks live as long as the socket, and the first to end ends them all:
+- `receive`: reads what the client sends (`{"type": "ping"}` gets a pong) and so notices the
+  client going away;
+- `follow`: reads the channel and notes the highest seq seen;
+- `render`: sends a state whenever that seq is ahead of the last one sent;
+- `keep_alive`: a ping after HEARTBEAT_SECONDS of silence; every RECHECK_SECONDS a check of
+  the credentials (a revoked token or a closed session closes the socket) and of the
+  location's seq (a state is sent if an event was lost on the way).
+The subscription ends in `finally` (the channels context manager), the tasks are cancelled and
+awaited, and no database session is held in between.
+
+Close codes: 4401 not signed in (or no longer), 4403 not allowed here, 4404 no such counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.channels import ChannelsPlugin
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, SkipValidation
+
+from aufruf.auth.guards import socket_actor
+from aufruf.deps import ClockDep, DatabaseDep, SettingsDep
+from aufruf.display.service import LocationView, LocationViews, views_of
+from aufruf.errors import DomainError, Forbidden, NotFound, Unauthorized
+from aufruf.offices.model import Counter
+from aufruf.queue.events import location_channel
+
+log = logging.getLogger("aufruf.display")
+
+HEARTBEAT_SECONDS = 20.0
+RECHECK_SECONDS = 60.0
+
+CLOSE_CODES: dict[type[DomainError], int] = {Unauthorized: 4401, Forbidden: 4403, NotFound: 4404}
+
+
+def close_reason(text: str) -> str:
+    """A close frame's reason: at most 123 bytes of UTF-8."""
+    return text.encode()[:123].decode(errors="ignore")
+
+
+def close_code(error: DomainError) -> int:
+    return next((code for kind, code in CLOSE_CODES.items() if isinstance(error, kind)), 4400)
+
+
+async def counter_location(socket: WebSocket, counter_id: str, db, clock, settings) -> str:
+    """The counter's location, if this socket's actor may act at the counter; else raises
+    Unauthorized, Forbidden or NotFound."""
+    actor = await socket_actor(socket, db, clock, settings)
+    async with db.read() as session:
+        counter = await session.get(Counter, counter_id)
+        location = counter.location_id if counter is not None and counter.active else None
+    if location is None:
+        raise NotFound(f"There is no counter {counter_id!r}.")
+    actor.require("counter", location=location, counter=counter_id)
+    return location
+
+
+class CounterStream:
+    """One socket's life after the snapshot: see the module's docstring."""
+
+    def __init__(self, socket: WebSocket, counter_id: str, location: str, views: LocationViews):
+        self.socket = socket
+        self.counter_id = counter_id
+        self.location = location
+        self.views = views
+        self.sent_seq = -1  # seq of the last state sent
+        self.seen_seq = -1  # highest seq announced on the channel
+        self.news = asyncio.Event()
+        self.last_sent = 0.0
+        self.closed = False
+        self._send_lock = asyncio.Lock()
+
+    async def _write(self, message: dict[str, Any]) -> None:
+        await self.socket.send_text(json.dumps(message, separators=(",", ":")))
+        self.last_sent = asyncio.get_running_loop().time()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self._write(message)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        async with self._send_lock:
+            if self.closed or self.socket.connection_state == "disconnect":
+                return
+            self.closed = True
+            await self.socket.close(code=code, reason=close_reason(reason))
+
+    async def send_state(self, view: LocationView) -> bool:
+        """Send the counter's state from `view`; False (and the socket closed) when the counter
+        has gone."""
+        message = view.counter_message(self.counter_id)
+        if message is None:
+            await self.close(4404, f"There is no counter {self.counter_id!r} any more.")
+            return False
+        async with self._send_lock:  # checked and sent in one step: never the same seq twice
+            if view.seq > self.sent_seq:
+                await self._write(message)
+                self.sent_seq = view.seq
+        return True
+
+    async def receive(self) -> None:
+        try:
+            while True:
+                text = await self.socket.receive_text()
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(message, dict) and message.get("type") == "ping":
+                    await self.send({"type": "pong"})
+        except WebSocketDisconnect:
+            return
+
+    async def follow(self, events) -> None:
+        async for raw in events:
+            try:
+                seq = json.loads(raw)["seq"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(seq, int) and seq > max(self.seen_seq, self.sent_seq):
+                self.seen_seq = seq
+                self.news.set()
+
+    async def render(self) -> None:
+        while True:
+            await self.news.wait()
+            self.news.clear()
+            if self.seen_seq <= self.sent_seq:
+                continue  # an old or doubled event: already reflected
+            view = await self.views.at_least(self.location, self.seen_seq)
+            if not await self.send_state(view):
+                return
+
+    async def keep_alive(self, recheck) -> None:
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
+        while True:
+            now = loop.time()
+            if now - checked >= RECHECK_SECONDS:
+                checked = now
+                try:
+                    await recheck()
+                except DomainError as lost:
+                    await self.close(close_code(lost), lost.detail)
+                    return
+                # an event lost on the way (litestar#4894) shows at the latest now
+                if not await self.send_state(await self.views.current(self.location)):
+                    return
+            if now - self.last_sent >= HEARTBEAT_SECONDS:
+                await self.send({"type": "ping"})
+            wake = min(self.last_sent + HEARTBEAT_SECONDS, checked + RECHECK_SECONDS)
+            await asyncio.sleep(max(0.0, wake - loop.time()))
+
+    async def run(self, subscriber, recheck) -> None:
+        if not await self.send_state(await self.views.current(self.location)):
+            return
+        tasks = [
+            asyncio.create_task(self.receive(), name="receive"),
+            asyncio.create_task(self.follow(subscriber.iter_events()), name="follow"),
+            asyncio.create_task(self.render(), name="render"),
+            asyncio.create_task(self.keep_alive(recheck), name="keep_alive"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failed = False
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+                failed = True
+                log.error(
+                    "counter socket %s: %s failed", self.counter_id, task.get_name(), exc_info=error
+                )
+        # whatever ended first, close what is still open (nothing if the client left)
+        await self.close(1011 if failed else 1000)
+
+
+@websocket("/ws/counters/{counter:str}", name="counter-socket")
+async def counter_socket(
+    socket: WebSocket,
+    counter: FromPath[str],
+    db: DatabaseDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    channels: NamedDependency[SkipValidation[ChannelsPlugin]],
+) -> None:
+    """The counter's state and the queue it serves, live (clerk: the action `counter`)."""
+
+    async def admitted() -> str:
+        return await counter_location(socket, counter, db, clock, settings)
+
+    try:
+        location = await admitted()
+    except DomainError as refused:
+        # accepted first so that the browser sees the close code (a refused upgrade is 1006)
+        await socket.accept()
+        await socket.close(code=close_code(refused), reason=close_reason(refused.detail))
+        return
+    await socket.accept()
+    stream = CounterStream(socket, counter, location, views_of(socket.app))
+    try:
+        async with channels.start_subscription([location_channel(location)]) as subscriber:
+            await stream.run(subscriber, admitted)
+    except WebSocketDisconnect:
+        pass  # gone while the snapshot was being sent

@@ -1,0 +1,431 @@
+/* aufruf desk: choose a counter (/desk) and work at it (/desk/{C}).
+ *
+ * The desk follows /ws/counters/{C} (a state message after every change; no polling) and acts
+ * through the JSON API with the session's CSRF token. It reconnects with backoff and shows an
+ * offline banner meanwhile; errors from the API are shown in a live region. No dependencies.
+ */
+(function () {
+  "use strict";
+
+  var dataElement = document.getElementById("desk-data");
+  if (!dataElement) return;
+  var config = JSON.parse(dataElement.textContent);
+  var S = config.strings;
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.content : "";
+  var messageBox = document.getElementById("desk-message");
+  var statusBox = document.getElementById("desk-status");
+  var enc = encodeURIComponent;
+
+  function fill(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : "";
+    });
+  }
+
+  function showError(text) {
+    messageBox.classList.remove("ok");
+    messageBox.textContent = text;
+  }
+
+  function showInfo(text) {
+    messageBox.classList.add("ok");
+    messageBox.textContent = text;
+  }
+
+  function clearMessage() {
+    messageBox.textContent = "";
+  }
+
+  function announce(text) {
+    if (!statusBox) return;
+    statusBox.textContent = "";
+    window.setTimeout(function () { statusBox.textContent = text; }, 50);
+  }
+
+  function loginUrl() {
+    return "/login?next=" + enc(window.location.pathname);
+  }
+
+  function problemText(status, data) {
+    if (status === 401) return S.expired;
+    var reason = data && data.reason;
+    if (reason && S.reasons[reason]) return S.reasons[reason];
+    if (data && data.detail) return data.detail;
+    return S.failed;
+  }
+
+  /* One JSON API call; resolves {status, data}, rejects with an Error carrying `status`. */
+  function api(method, path, body) {
+    var headers = { "Accept": "application/json", "X-CSRF-Token": csrf };
+    var init = { method: method, headers: headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (response) {
+      if (response.status === 204) return { status: 204, data: null };
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (response.ok) return { status: response.status, data: data };
+        var error = new Error(problemText(response.status, data));
+        error.status = response.status;
+        throw error;
+      });
+    }, function () {
+      var error = new Error(S.failed);
+      error.status = 0;
+      throw error;
+    });
+  }
+
+  function fail(error) {
+    showError(error.message);
+    if (error.status === 401) window.setTimeout(function () { window.location.assign(loginUrl()); }, 1500);
+  }
+
+  /* --- /desk: choose a counter ---------------------------------------------------------- */
+
+  function choosePage() {
+    document.addEventListener("click", function (event) {
+      var sit = event.target.closest("button[data-sit]");
+      var leave = event.target.closest("button[data-leave]");
+      var button = sit || leave;
+      if (!button || button.disabled) return;
+      var counter = sit ? sit.dataset.sit : leave.dataset.leave;
+      button.disabled = true;
+      clearMessage();
+      api("POST", "/api/v1/counters/" + enc(counter) + (sit ? "/sit" : "/leave")).then(function () {
+        if (sit) window.location.assign("/desk/" + enc(counter));
+        else window.location.reload();
+      }, function (error) {
+        button.disabled = false;
+        fail(error);
+      });
+    });
+  }
+
+  /* --- /desk/{C}: the desk -------------------------------------------------------------- */
+
+  function deskPage() {
+    var app = document.getElementById("desk-app");
+    var connection = document.getElementById("connection");
+    var offline = document.getElementById("offline");
+    var offlineText = document.getElementById("offline-text");
+    var dialog = document.getElementById("transfer-dialog");
+    var sitButton = document.getElementById("sit");
+    var leaveButton = document.getElementById("leave");
+    var actionButtons = Array.prototype.slice.call(document.querySelectorAll("button[data-action]"));
+    var byAction = {};
+    actionButtons.forEach(function (b) { byAction[b.dataset.action] = b; });
+    var timeFormat = new Intl.DateTimeFormat(config.lang, {
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: config.timezone
+    });
+
+    var state = null;          // the last state message
+    var offset = 0;            // server clock minus this browser's clock, in ms
+    var busy = false;          // an action is on its way
+    var socket = null;
+    var attempts = 0;
+    var lastHeard = 0;
+    var appointmentsLoaded = 0;
+
+    function serverNow() { return Date.now() + offset; }
+    function time(iso) { return timeFormat.format(new Date(iso)); }
+    function minutesSince(iso) {
+      return Math.max(0, Math.floor((serverNow() - Date.parse(iso)) / 60000));
+    }
+    function serviceNames(ids) {
+      return ids.map(function (id) { return config.services[id] || id; }).join(", ");
+    }
+    function setText(node, text) {
+      if (node.textContent !== text) node.textContent = text; // unchanged text is not re-read
+    }
+    function element(tag, className, text) {
+      var node = document.createElement(tag);
+      if (className) node.className = className;
+      if (text !== undefined) node.textContent = text;
+      return node;
+    }
+
+    /* rendering ------------------------------------------------------------------------- */
+
+    function seatedHere() {
+      return !config.seats || (state && state.counter.clerk === config.me);
+    }
+
+    function renderCurrent(current) {
+      var box = document.getElementById("current");
+      var number = document.getElementById("current-number");
+      var stateLine = document.getElementById("current-state");
+      var services = document.getElementById("current-services");
+      var times = document.getElementById("current-times");
+      box.classList.toggle("empty", !current);
+      if (!current) {
+        setText(number, "–");
+        setText(stateLine, S.no_current);
+        setText(services, "");
+        setText(times, "");
+        return;
+      }
+      setText(number, current.number);
+      setText(stateLine, S.ticket_status[current.status] || current.status);
+      setText(services, serviceNames(current.services));
+      var parts = [];
+      if (current.appointment) parts.push(fill(S.appointment_at, { time: time(current.appointment.start) }));
+      if (current.arrived_at) {
+        parts.push(fill(S.arrived, { time: time(current.arrived_at) }));
+        parts.push(fill(S.waited, { minutes: minutesSince(current.arrived_at) }));
+      }
+      setText(times, parts.join(" · "));
+    }
+
+    function renderQueue(queue, waiting) {
+      var list = document.getElementById("queue");
+      var items = queue.map(function (ticket) {
+        var item = element("li");
+        item.appendChild(element("span", "number", ticket.number));
+        var what = element("span", "services", serviceNames(ticket.services));
+        if (ticket.priority) what.appendChild(element("span", "priority", " · " + S.priority));
+        item.appendChild(what);
+        var meta = [];
+        if (ticket.appointment) meta.push(fill(S.appointment_at, { time: time(ticket.appointment.start) }));
+        if (ticket.arrived_at) meta.push(fill(S.waited, { minutes: minutesSince(ticket.arrived_at) }));
+        item.appendChild(element("span", "meta", meta.join(" · ")));
+        return item;
+      });
+      if (!items.length) items.push(element("li", "empty", S.queue_empty));
+      list.replaceChildren.apply(list, items);
+      setText(document.getElementById("queue-count"), String(queue.length));
+      var counts = document.getElementById("waiting-counts");
+      counts.replaceChildren.apply(counts, Object.keys(waiting).map(function (service) {
+        return element("li", "", (config.services[service] || service) + ": " + waiting[service]);
+      }));
+    }
+
+    function setButton(action, visible, enabled) {
+      var button = byAction[action];
+      button.hidden = !visible;
+      button.disabled = !enabled;
+    }
+
+    function render() {
+      if (!state) return;
+      var focused = document.activeElement;
+      var counter = state.counter;
+      var current = counter.current;
+      var status = counter.status;
+      var badge = document.getElementById("counter-status");
+      setText(badge, S.counter_status[status] || status);
+      badge.className = "badge badge-" + status;
+      var clerk = counter.clerk;
+      setText(document.getElementById("counter-clerk"), !clerk
+        ? S.nobody_seated
+        : clerk === config.me ? fill(S.seated_you, { name: clerk }) : clerk);
+      if (config.seats) {
+        sitButton.hidden = !!clerk;
+        leaveButton.hidden = clerk !== config.me;
+      }
+      renderCurrent(current);
+      renderQueue(state.queue, state.waiting);
+
+      var may = seatedHere();
+      var called = !!current && current.status === "called";
+      setButton("call-next", true, may && status === "open");
+      setButton("recall", true, may && called);
+      setButton("start", true, may && called);
+      setButton("done", true, may && !!current);
+      setButton("no-show", true, may && !!current);
+      setButton("transfer", true, may && !!current);
+      setButton("pause", status !== "paused", may && status === "open");
+      setButton("resume", status === "paused", may);
+      setButton("open", status === "closed", may);
+      setButton("close", status !== "closed", may && !current);
+      if (dialog.open && byAction.transfer.disabled) dialog.close();
+
+      // a button that just became unusable loses focus: give it to the next useful one
+      if (focused && focused.dataset && focused.dataset.action && (focused.disabled || focused.hidden)) {
+        var next = actionButtons.filter(function (b) { return !b.disabled && !b.hidden; })[0];
+        if (next) next.focus();
+      }
+    }
+
+    function renderAppointments(list) {
+      var box = document.getElementById("appointments");
+      var items = list.filter(function (a) { return a.status !== "expired"; }).map(function (a) {
+        var item = element("li", a.status);
+        if (a.status === "completed" || a.status === "no_show" || a.status === "cancelled") {
+          item.classList.add("finished");
+        }
+        item.appendChild(element("span", "time", time(a.start)));
+        item.appendChild(element("span", "what", a.code + " · " + serviceNames(a.services)));
+        var meta = S.appointment_status[a.status] || a.status;
+        if (a.ticket) meta += " · " + a.ticket;
+        item.appendChild(element("span", "meta", meta));
+        return item;
+      });
+      if (!items.length) items.push(element("li", "empty", S.no_appointments));
+      box.replaceChildren.apply(box, items);
+    }
+
+    function loadAppointments() {
+      appointmentsLoaded = Date.now();
+      api("GET", "/api/v1/locations/" + enc(config.location) + "/appointments").then(function (result) {
+        renderAppointments(result.data || []);
+      }, function (error) {
+        if (error.status === 401) fail(error);
+      });
+    }
+
+    /* the socket ------------------------------------------------------------------------- */
+
+    function setConnection(kind, text) {
+      connection.textContent = text;
+      connection.classList.toggle("offline", kind !== "live");
+    }
+
+    function onState(message) {
+      if (state && message.seq < state.seq) return; // older than what is shown
+      offset = Date.parse(message.at) - Date.now();
+      state = message;
+      attempts = 0;
+      offline.hidden = true;
+      app.hidden = false;
+      setConnection("live", S.live);
+      render();
+      if (Date.now() - appointmentsLoaded > 20000) loadAppointments();
+    }
+
+    function reconnectLater() {
+      attempts += 1;
+      var seconds = Math.min(30, Math.pow(2, attempts - 1)) * (0.75 + Math.random() * 0.5);
+      var text = fill(S.offline, { seconds: Math.max(1, Math.round(seconds)) });
+      offlineText.textContent = text;
+      offline.hidden = false;
+      setConnection("offline", text);
+      window.setTimeout(connect, seconds * 1000);
+    }
+
+    function connect() {
+      var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+      var ws = new WebSocket(scheme + window.location.host + "/ws/counters/" + enc(config.counter));
+      socket = ws;
+      if (!state) setConnection("connecting", S.connecting);
+      ws.onmessage = function (event) {
+        lastHeard = Date.now();
+        var message;
+        try { message = JSON.parse(event.data); } catch (e) { return; }
+        if (message.type === "counter") onState(message);
+      };
+      ws.onclose = function (event) {
+        if (socket !== ws) return;
+        socket = null;
+        if (event.code === 4401) {
+          showError(S.expired);
+          window.location.assign(loginUrl());
+          return;
+        }
+        if (event.code === 4403 || event.code === 4404) {
+          setConnection("refused", fill(S.refused, { detail: event.reason }));
+          showError(fill(S.refused, { detail: event.reason }));
+          return;
+        }
+        reconnectLater();
+      };
+    }
+
+    // the server pings after 20 s of silence: a socket silent for longer is dead
+    window.setInterval(function () {
+      if (socket && socket.readyState === WebSocket.OPEN && Date.now() - lastHeard > 50000) {
+        socket.close();
+      }
+    }, 5000);
+    // waits are shown in minutes: redraw them as time passes (no request)
+    window.setInterval(render, 30000);
+
+    /* acting ----------------------------------------------------------------------------- */
+
+    function said(action, result, body) {
+      var ticket = result.data || {};
+      var number = ticket.number || "";
+      switch (action) {
+        case "call-next": return result.status === 204 ? null : fill(S.called, { number: number });
+        case "recall": return fill(S.recalled, { number: number });
+        case "start": return fill(S.started, { number: number });
+        case "done": return fill(S.done, { number: number });
+        case "no-show": return fill(S.no_show, { number: number });
+        case "transfer":
+          return fill(S.transferred, { number: number, service: config.services[body.service] || body.service });
+        default:
+          return fill(S.status_changed, { status: S.counter_status[ticket.status] || ticket.status });
+      }
+    }
+
+    function act(action, body) {
+      if (busy) return;
+      busy = true;
+      clearMessage();
+      api("POST", "/api/v1/counters/" + enc(config.counter) + "/" + action, body).then(function (result) {
+        if (action === "call-next" && result.status === 204) showInfo(S.nobody);
+        var text = said(action, result, body);
+        if (text) announce(text);
+      }, fail).then(function () { busy = false; });
+    }
+
+    document.querySelector(".actions").addEventListener("click", function (event) {
+      var button = event.target.closest("button[data-action]");
+      if (!button || button.disabled) return;
+      if (button.dataset.action === "transfer") {
+        dialog.showModal();
+        var first = dialog.querySelector("button[data-transfer]");
+        if (first) first.focus();
+        return;
+      }
+      act(button.dataset.action);
+    });
+
+    dialog.addEventListener("click", function (event) {
+      var choice = event.target.closest("button[data-transfer]");
+      if (choice) {
+        dialog.close();
+        act("transfer", { service: choice.dataset.transfer });
+      } else if (event.target.closest("button[data-close-dialog]")) {
+        dialog.close();
+      }
+    });
+    dialog.addEventListener("close", function () {
+      var back = byAction.transfer.disabled ? byAction["call-next"] : byAction.transfer;
+      if (!back.disabled) back.focus();
+    });
+
+    sitButton.addEventListener("click", function () {
+      clearMessage();
+      api("POST", "/api/v1/counters/" + enc(config.counter) + "/sit").catch(fail);
+    });
+    leaveButton.addEventListener("click", function () {
+      clearMessage();
+      api("POST", "/api/v1/counters/" + enc(config.counter) + "/leave").then(function () {
+        window.location.assign("/desk");
+      }, fail);
+    });
+
+    function typing(target) {
+      return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+    }
+
+    document.addEventListener("keydown", function (event) {
+      if (event.defaultPrevented || event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (typing(event.target) || dialog.open || !state) return;
+      var key = (event.key || "").toLowerCase();
+      var candidates = actionButtons.filter(function (b) { return b.dataset.key === key && !b.hidden; });
+      if (!candidates.length) return;
+      event.preventDefault();
+      var usable = candidates.filter(function (b) { return !b.disabled; })[0];
+      if (usable) usable.click();
+    });
+
+    connect();
+  }
+
+  if (config.page === "choose") choosePage();
+  if (config.page === "desk") deskPage();
+})();

@@ -1,0 +1,213 @@
+"""The clerk's desk in a real browser (headless Chromium through selenium) against a real
+server: sign in, take a counter, open it, see a kiosk's ticket arrive live, call it with N,
+finish it with D; and a desk that loses its server says so and comes back by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aufruf import migrate
+from aufruf.auth.service import create_token, create_user
+from aufruf.clock import FixedClock
+from aufruf.db import Database
+from aufruf.offices.model import Kiosk
+from aufruf.settings import Settings
+from tests.builders import a_location
+from tests.conftest import REQUIRE_ALL, SECRET
+from tests.display.live import free_port, live_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "correct horse battery"
+WAIT_SECONDS = 20
+
+
+def need_chromium() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if not missing:
+        return
+    message = "Chromium not installed (apt-get install chromium chromium-driver)"
+    if REQUIRE_ALL:
+        pytest.fail(f"{message}: {', '.join(missing)} missing but AUFRUF_TEST_REQUIRE_ALL=1")
+    pytest.skip(message)
+
+
+async def _prepare(url: str, clock: FixedClock) -> str:
+    """A migrated database with location "amt", clerk anna and a kiosk token."""
+    db = Database(url)
+    try:
+        await migrate.upgrade(db.engine)
+        await a_location(db, "amt", services={"pass": 10, "other": 10}, counters=3)
+        async with db.write() as session:
+            session.add(Kiosk(id="amt-kiosk", location_id="amt", name="Eingang", active=True))
+            await session.flush()
+            await create_user(session, clock.now(), "anna", PASSWORD, "clerk", ["amt"])
+            kiosk = await create_token(session, clock.now(), role="kiosk", location="amt")
+        return kiosk.token
+    finally:
+        await db.dispose()
+
+
+@dataclass(frozen=True)
+class Office:
+    settings: Settings
+    clock: FixedClock
+    kiosk: str  # a kiosk's bearer token
+
+
+@pytest.fixture
+def office(tmp_path: Path) -> Office:
+    """A prepared SQLite database (see _prepare), the settings and the clock to serve it."""
+    need_chromium()
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Berlin
+    url = f"sqlite+aiosqlite:///{tmp_path / 'aufruf.db'}"
+    kiosk = asyncio.run(_prepare(url, clock))
+    return Office(Settings(database_url=url, secret_key=SECRET, booking_rate_limit=0), clock, kiosk)
+
+
+@pytest.fixture
+def server(office: Office) -> Iterator[str]:
+    """The base URL of a real server (uvicorn on a free port)."""
+    with live_server(office.settings, office.clock) as base:
+        yield base
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    need_chromium()
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1366,768",
+        "--lang=de-DE",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "de-DE,de"})
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def draw(base: str, office: Office, service: str = "pass") -> str:
+    """A kiosk draws a ticket; its number."""
+    drawn = httpx.post(
+        f"{base}/api/v1/locations/amt/tickets",
+        json={"service": service},
+        headers={"Authorization": f"Bearer {office.kiosk}"},
+        timeout=WAIT_SECONDS,
+        trust_env=False,
+    )
+    assert drawn.status_code == 201, drawn.text
+    return drawn.json()["number"]
+
+
+def take_counter(browser, base: str, counter: str) -> None:
+    """Open the desk unsigned, sign in on the way, and take `counter`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    browser.get(f"{base}/desk")
+    wait.until(shows.url_contains("/login"))
+    browser.find_element(By.ID, "username").send_keys("anna")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.form button[type=submit]").click()
+    choose = (By.CSS_SELECTOR, f'button[data-sit="{counter}"]')
+    wait.until(shows.element_to_be_clickable(choose)).click()
+    wait.until(shows.url_to_be(f"{base}/desk/{counter}"))
+    wait.until(shows.text_to_be_present_in_element((By.ID, "counter-status"), "Geschlossen"))
+
+
+def console_errors(browser) -> list[str]:
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "favicon.ico" not in entry["message"]
+    ]
+
+
+def test_a_clerk_calls_and_finishes_a_ticket_with_the_keyboard(office, server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+
+    def text_of(element_id: str) -> str:
+        return browser.find_element(By.ID, element_id).text
+
+    def press(key: str) -> None:
+        ActionChains(browser).send_keys(key).perform()
+
+    # not signed in: the desk sends to the login, which comes back to the desk; take Platz 1
+    take_counter(browser, server, "amt-1")
+    assert "anna" in text_of("counter-clerk")
+    browser.find_element(By.CSS_SELECTOR, 'button[data-action="open"]').click()
+    wait.until(shows.text_to_be_present_in_element((By.ID, "counter-status"), "Geöffnet"))
+
+    # a kiosk draws a ticket: it shows up in the waiting list without a reload
+    number = draw(server, office)
+    wait.until(shows.text_to_be_present_in_element((By.ID, "queue"), number))
+    assert text_of("queue-count") == "1"
+
+    # N calls it: the number becomes the current ticket
+    press("n")
+    wait.until(shows.text_to_be_present_in_element((By.ID, "current-number"), number))
+    wait.until(shows.text_to_be_present_in_element((By.ID, "current-state"), "Aufgerufen"))
+    assert number not in text_of("queue")
+    if target := os.environ.get("AUFRUF_DESK_SCREENSHOT"):
+        browser.save_screenshot(target)
+
+    # D finishes it: the current area is empty again
+    press("d")
+    wait.until(shows.text_to_be_present_in_element((By.ID, "current-number"), "–"))
+    assert text_of("current-state") == "Keine aktuelle Wartenummer."
+    assert not browser.find_element(By.ID, "offline").is_displayed()
+    assert text_of("desk-message") == ""
+    assert console_errors(browser) == []
+
+
+def test_the_desk_says_when_it_is_offline_and_comes_back_by_itself(office, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    offline = (By.ID, "offline")
+    port = free_port()
+    with live_server(office.settings, office.clock, port) as base:
+        take_counter(browser, base, "amt-1")
+        assert not browser.find_element(*offline).is_displayed()
+
+    wait.until(shows.visibility_of_element_located(offline))
+    assert "Keine Verbindung" in browser.find_element(*offline).text
+
+    with live_server(office.settings, office.clock, port) as base:
+        wait.until(shows.invisibility_of_element_located(offline))
+        number = draw(base, office)
+        wait.until(shows.text_to_be_present_in_element((By.ID, "queue"), number))
