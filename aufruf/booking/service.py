@@ -865,5 +865,48 @@ async def purge(session: AsyncSession, now: datetime) -> int:
     return result.rowcount or 0
 
 
+@dataclass(frozen=True)
+class DayEntry:
+    id: int
+    code: str
+    start: datetime
+    end: datetime
+    services: list[str]  # a service booked twice is named twice
+    status: str
+
+
+async def appointments_on(
+    session: AsyncSession, location_id: str, day: date, zone: ZoneInfo
+) -> list[DayEntry]:
+    """A location's appointments starting on a local day, by start; no personal data."""
+    first = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+    after = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    rows = list(
+        await session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.location_id == location_id,
+                Appointment.start_at >= first,
+                Appointment.start_at < after,
+            )
+            .order_by(Appointment.start_at, Appointment.id)
+        )
+    )
+    services: dict[int, list[str]] = {a.id: [] for a in rows}
+    if services:
+        needs = await session.execute(
+            select(
+                AppointmentService.appointment_id,
+                AppointmentService.service_id,
+                AppointmentService.quantity,
+            )
+            .where(AppointmentService.appointment_id.in_(list(services)))
+            .order_by(AppointmentService.service_id)
+        )
+        for appointment_id, service_id, quantity in needs:
+            services[appointment_id].extend([service_id] * quantity)
+    return [DayEntry(a.id, a.code, a.start_at, a.end_at, services[a.id], a.status) for a in rows]
+
+
 def is_active(appointment: Appointment) -> bool:
     return appointment.status in ACTIVE_STATUSES

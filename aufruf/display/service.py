@@ -13,15 +13,14 @@ import asyncio
 import time
 from collections import Counter as Tally
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aufruf.booking.model import Appointment, AppointmentService
+from aufruf.booking import service as booking
 from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.errors import NotFound
@@ -29,7 +28,7 @@ from aufruf.offices import service as offices
 from aufruf.queue import logic
 from aufruf.queue import service as queue
 from aufruf.queue.api import counter_out, ticket_out
-from aufruf.queue.model import LocationSequence, Ticket
+from aufruf.queue.model import Ticket
 
 # a view older than this is recomputed for a new socket even without an event: waits and
 # estimates move with the clock
@@ -70,16 +69,9 @@ def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
     return shape
 
 
-async def current_seq(session: AsyncSession, location_id: str) -> int:
-    seq = await session.scalar(
-        select(LocationSequence.seq).where(LocationSequence.location_id == location_id)
-    )
-    return seq or 0
-
-
 async def location_view(session: AsyncSession, location_id: str, now: datetime) -> LocationView:
     # the seq first: whatever is read after it reflects at least the events up to it
-    seq = await current_seq(session, location_id)
+    seq = await queue.current_seq(session, location_id)
     line = await queue.waiting_line(session, location_id, now)
     tickets = {
         t.id: _with_times(msgspec.to_builtins(await ticket_out(session, t, now, line=line)), t)
@@ -127,7 +119,7 @@ class LocationViews:
         """A view reflecting every event committed before this call, and not older than
         MAX_AGE_SECONDS."""
         async with self.db.read() as session:
-            seq = await current_seq(session, location_id)
+            seq = await queue.current_seq(session, location_id)
         return await self.at_least(location_id, seq, max_age=MAX_AGE_SECONDS)
 
     async def at_least(
@@ -200,41 +192,16 @@ async def appointments_of_day(
         raise NotFound(f"There is no location {location_id!r}.")
     zone = ZoneInfo(location.timezone)
     day = day or now.astimezone(zone).date()
-    first = datetime.combine(day, datetime.min.time(), tzinfo=zone)
-    after = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
-    rows = list(
-        await session.execute(
-            select(Appointment, Ticket.number)
-            .outerjoin(Ticket, Ticket.appointment_id == Appointment.id)
-            .where(
-                Appointment.location_id == location_id,
-                Appointment.start_at >= first,
-                Appointment.start_at < after,
-            )
-            .order_by(Appointment.start_at, Appointment.id)
-        )
-    )
-    services: dict[int, list[str]] = {a.id: [] for a, _ in rows}
-    if services:
-        needs = await session.execute(
-            select(
-                AppointmentService.appointment_id,
-                AppointmentService.service_id,
-                AppointmentService.quantity,
-            )
-            .where(AppointmentService.appointment_id.in_(list(services)))
-            .order_by(AppointmentService.service_id)
-        )
-        for appointment_id, service_id, quantity in needs:
-            services[appointment_id].extend([service_id] * quantity)
+    booked = await booking.appointments_on(session, location_id, day, zone)
+    numbers = await queue.numbers_of_appointments(session, [a.id for a in booked])
     return [
         DayAppointment(
             code=a.code,
-            start=a.start_at.astimezone(zone).isoformat(),
-            end=a.end_at.astimezone(zone).isoformat(),
-            services=services[a.id],
+            start=a.start.astimezone(zone).isoformat(),
+            end=a.end.astimezone(zone).isoformat(),
+            services=a.services,
             status=a.status,
-            ticket=number,
+            ticket=numbers.get(a.id),
         )
-        for a, number in rows
+        for a in booked
     ]

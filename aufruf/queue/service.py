@@ -412,6 +412,28 @@ async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool 
     return ticket
 
 
+async def current_seq(session: AsyncSession, location_id: str) -> int:
+    """The seq of the location's last event (0 before the first)."""
+    seq = await session.scalar(
+        select(LocationSequence.seq).where(LocationSequence.location_id == location_id)
+    )
+    return seq or 0
+
+
+async def numbers_of_appointments(
+    session: AsyncSession, appointment_ids: list[int]
+) -> dict[int, str]:
+    """The ticket numbers of checked-in appointments, by appointment id."""
+    if not appointment_ids:
+        return {}
+    rows = await session.execute(
+        select(Ticket.appointment_id, Ticket.number).where(
+            Ticket.appointment_id.in_(appointment_ids)
+        )
+    )
+    return dict(rows.all())
+
+
 # --- the waiting line --------------------------------------------------------------------
 
 
