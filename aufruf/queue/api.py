@@ -111,12 +111,12 @@ async def ticket_out(
     ticket: Ticket,
     now: datetime,
     *,
-    line: queue.Line | None = None,
+    line: queue.Line | queue.Figures | None = None,
     secret_for: tuple[Settings, str] | None = None,
 ) -> TicketOut:
     """The ticket in its one public shape; the token and status_url only with `secret_for`."""
     if line is None and ticket.status == "waiting":
-        line = await queue.waiting_line(session, ticket.location_id, now)
+        line = await queue.figures(session, ticket.location_id, now)
     services = (line.services.get(ticket.id) if line else None) or (
         await queue.ticket_services(session, [ticket.id])
     )[ticket.id]

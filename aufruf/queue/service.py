@@ -224,8 +224,8 @@ async def walk_in_closed_reason(
         if not opens <= local < closes - cutoff:
             continue
         if rules.cutoff_by_wait and services:
-            line = await waiting_line(session, location.id, now, rules, newcomer=services)
-            wait = line.wait_minutes.get(NEWCOMER)
+            found = await figures(session, location.id, now, rules, newcomer=services)
+            wait = found.wait_minutes.get(NEWCOMER)
             if wait is not None and local + timedelta(minutes=wait) >= closes:
                 return "No new tickets are given out now: the wait would run past closing time."
         return None
@@ -493,7 +493,7 @@ async def _service_minutes(session: AsyncSession, location_id: str) -> dict[str,
             Ticket.finished_at.is_not(None),
         )
         .order_by(Ticket.finished_at.desc())
-        .limit(400)
+        .limit(200)  # enough for the rolling window of every service
     )
     history: dict[str, list[float]] = defaultdict(list)
     for service_id, started, called, finished in recent:
@@ -534,6 +534,47 @@ async def _serving(session: AsyncSession, counter_ids: list[str]) -> dict[str, l
     }
 
 
+@dataclass(frozen=True)
+class Figures:
+    """A location's waiting line as ids in call order, with the derived figures."""
+
+    order: list[int]
+    services: dict[int, list[str]]
+    people_ahead: dict[int, int]
+    wait_minutes: dict[int, int | None]
+    desks: list[logic.Desk]
+
+
+async def figures(
+    session: AsyncSession,
+    location_id: str,
+    now: datetime,
+    rules: QueueRules | None = None,
+    *,
+    newcomer: list[str] | None = None,
+) -> Figures:
+    """People ahead and estimated waits of every waiting ticket (read as plain rows). With
+    `newcomer` (services), the estimate also includes a ticket drawn now for them, under the
+    id NEWCOMER (behind everyone who arrived at the same instant)."""
+    rules = await rules_at(session, location_id, rules)
+    waiting, services = await _waiting(session, location_id)
+    desks = await _desks(session, location_id)
+    ordered = logic.call_order(waiting.values(), now, rules.order)
+    ahead = logic.people_ahead(waiting.values(), desks, now, rules.order)
+    candidates = list(waiting.values())
+    if newcomer:
+        candidates.append(logic.Waiting(NEWCOMER, frozenset(newcomer), now))
+    minutes = logic.estimated_wait_minutes(
+        candidates,
+        desks,
+        now,
+        rules.order,
+        await _service_minutes(session, location_id),
+        await _serving(session, [d.id for d in desks]),
+    )
+    return Figures([w.id for w in ordered], services, ahead, minutes, desks)
+
+
 async def waiting_line(
     session: AsyncSession,
     location_id: str,
@@ -542,34 +583,17 @@ async def waiting_line(
     *,
     newcomer: list[str] | None = None,
 ) -> Line:
-    """The waiting tickets in call order with people ahead and estimated waits. With
-    `newcomer` (services), the estimate also includes a ticket drawn now for them, under the
-    id NEWCOMER (behind everyone who arrived at the same instant)."""
-    rules = await rules_at(session, location_id, rules)
-    rows = list(
-        await session.execute(
-            select(Ticket, Appointment.start_at)
-            .outerjoin(Appointment, Appointment.id == Ticket.appointment_id)
-            .where(Ticket.location_id == location_id, Ticket.status == "waiting")
-        )
+    """The waiting tickets (rows) in call order with people ahead and estimated waits."""
+    found = await figures(session, location_id, now, rules, newcomer=newcomer)
+    rows = await session.scalars(select(Ticket).where(Ticket.id.in_(found.order)))
+    tickets = {t.id: t for t in rows}
+    return Line(
+        [tickets[i] for i in found.order],
+        found.services,
+        found.people_ahead,
+        found.wait_minutes,
+        found.desks,
     )
-    tickets = {t.id: t for t, _ in rows}
-    services = await ticket_services(session, list(tickets))
-    waiting = [as_waiting(t, services[t.id], start) for t, start in rows]
-    desks = await _desks(session, location_id)
-    ordered = logic.call_order(waiting, now, rules.order)
-    ahead = logic.people_ahead(waiting, desks, now, rules.order)
-    if newcomer:
-        waiting.append(logic.Waiting(NEWCOMER, frozenset(newcomer), now))
-    minutes = logic.estimated_wait_minutes(
-        waiting,
-        desks,
-        now,
-        rules.order,
-        await _service_minutes(session, location_id),
-        await _serving(session, [d.id for d in desks]),
-    )
-    return Line([tickets[w.id] for w in ordered], services, ahead, minutes, desks)
 
 
 # --- counters ----------------------------------------------------------------------------
@@ -710,7 +734,14 @@ async def _waiting(
             .where(Ticket.location_id == location_id, Ticket.status == "waiting")
         )
     )
-    services = await ticket_services(session, [r.id for r in rows])
+    services: dict[int, list[str]] = defaultdict(list)
+    for ticket_id, service_id in await session.execute(
+        select(TicketService.ticket_id, TicketService.service_id)
+        .join(Ticket, Ticket.id == TicketService.ticket_id)
+        .where(Ticket.location_id == location_id, Ticket.status == "waiting")
+        .order_by(TicketService.service_id)
+    ):
+        services[ticket_id].append(service_id)
     waiting = {
         r.id: logic.Waiting(r.id, frozenset(services[r.id]), r.arrived_at, r.priority, r.start_at)
         for r in rows
