@@ -726,25 +726,29 @@ async def call_next(
 async def _waiting(
     session: AsyncSession, location_id: str
 ) -> tuple[dict[int, logic.Waiting], dict[int, list[str]]]:
-    """The location's waiting tickets as the call order sees them, and their services."""
-    rows = list(
-        await session.execute(
-            select(Ticket.id, Ticket.arrived_at, Ticket.priority, Appointment.start_at)
-            .outerjoin(Appointment, Appointment.id == Ticket.appointment_id)
-            .where(Ticket.location_id == location_id, Ticket.status == "waiting")
+    """The location's waiting tickets as the call order sees them, and their services, read
+    in one statement (two could disagree when a ticket is called between them)."""
+    rows = await session.execute(
+        select(
+            Ticket.id,
+            Ticket.arrived_at,
+            Ticket.priority,
+            Appointment.start_at,
+            TicketService.service_id,
         )
+        .join(TicketService, TicketService.ticket_id == Ticket.id)
+        .outerjoin(Appointment, Appointment.id == Ticket.appointment_id)
+        .where(Ticket.location_id == location_id, Ticket.status == "waiting")
+        .order_by(Ticket.id, TicketService.service_id)
     )
     services: dict[int, list[str]] = defaultdict(list)
-    for ticket_id, service_id in await session.execute(
-        select(TicketService.ticket_id, TicketService.service_id)
-        .join(Ticket, Ticket.id == TicketService.ticket_id)
-        .where(Ticket.location_id == location_id, Ticket.status == "waiting")
-        .order_by(TicketService.service_id)
-    ):
+    first: dict[int, tuple] = {}
+    for ticket_id, arrived_at, priority, start_at, service_id in rows:
         services[ticket_id].append(service_id)
+        first.setdefault(ticket_id, (arrived_at, priority, start_at))
     waiting = {
-        r.id: logic.Waiting(r.id, frozenset(services[r.id]), r.arrived_at, r.priority, r.start_at)
-        for r in rows
+        i: logic.Waiting(i, frozenset(services[i]), arrived, priority, start)
+        for i, (arrived, priority, start) in first.items()
     }
     return waiting, services
 

@@ -289,3 +289,20 @@ async def test_a_closure_stops_walk_in_tickets(db):
     with pytest.raises(Conflict) as info:
         await draw(db)
     assert info.value.reason == "closed"
+
+
+async def test_twenty_counters_calling_again_and_again_never_fail_nor_share_a_ticket(db):
+    """Each call finishes the counter's current ticket and takes the next, while the other
+    counters do the same: nobody is called twice and no call fails."""
+    await a_location(db, counters=20)
+    for _ in range(120):
+        await draw(db, source="staff")
+    counters = [f"amt-{n}" for n in range(1, 21)]
+    await open_counters(db, counters)
+
+    async def calls(counter_id: str) -> list[int]:
+        return [t.id for _ in range(5) if (t := await call_next(db, counter_id)) is not None]
+
+    called = [i for got in await asyncio.gather(*(calls(c) for c in counters)) for i in got]
+    assert len(called) == 100
+    assert len(set(called)) == 100
