@@ -588,7 +588,8 @@ async def waiting_line(
     rows = await session.scalars(select(Ticket).where(Ticket.id.in_(found.order)))
     tickets = {t.id: t for t in rows}
     return Line(
-        [tickets[i] for i in found.order],
+        # a ticket called between the two reads is left out of the line
+        [tickets[i] for i in found.order if tickets[i].status == "waiting"],
         found.services,
         found.people_ahead,
         found.wait_minutes,
