@@ -106,6 +106,7 @@ async def _worker(settings: Settings) -> None:
 
     from aufruf.clock import SystemClock
     from aufruf.db import Database
+    from aufruf.notifications.outbox import Delivery
     from aufruf.ratelimit import RateLimiter
     from aufruf.worker import Worker
 
@@ -116,7 +117,8 @@ async def _worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     limiter = RateLimiter(db, settings.redis_url)
     try:
-        await Worker(db, SystemClock(), limiter).run(stop)
+        delivery = Delivery.from_settings(db, settings)
+        await Worker(db, SystemClock(), limiter, delivery=delivery).run(stop)
     finally:
         await limiter.close()
         await db.dispose()

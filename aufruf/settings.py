@@ -57,6 +57,7 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_active_appointments_per_email: int = 3
     retention_days: int = 7
+    reminder: str = "-1d 18:00"  # when reminders go out: days before and local time, or "off"
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,7 +106,9 @@ class Settings:
             trusted_proxies=_networks(env, "AUFRUF_TRUSTED_PROXIES"),
             max_active_appointments_per_email=_int(env, "AUFRUF_MAX_ACTIVE_APPOINTMENTS", 3, 1),
             retention_days=_int(env, "AUFRUF_RETENTION_DAYS", 7),
+            reminder=env.get("AUFRUF_REMINDER") or cls.reminder,
         )
+        _check_mail(settings)
         if settings.secret_key:
             if len(settings.secret_key) < 32:
                 raise SettingsError("AUFRUF_SECRET_KEY must be at least 32 characters long")
@@ -119,6 +122,27 @@ class Settings:
 
     def with_secret(self, key: str) -> Settings:
         return replace(self, secret_key=key)
+
+
+def _check_mail(settings: Settings) -> None:
+    from urllib.parse import urlsplit
+
+    from aufruf.notifications.logic import parse_reminder_rule
+
+    if settings.smtp_url:
+        parts = urlsplit(settings.smtp_url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise SettingsError(
+                "AUFRUF_SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465"
+            )
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise SettingsError("AUFRUF_SMTP_URL has a port that is not a number") from None
+    try:
+        parse_reminder_rule(settings.reminder)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _stored_secret(settings: Settings) -> str:

@@ -12,6 +12,7 @@ from aufruf.auth import service as auth
 from aufruf.booking import service as booking
 from aufruf.clock import Clock
 from aufruf.db import Database
+from aufruf.notifications.outbox import Delivery
 from aufruf.queue import service as queue
 from aufruf.queue.events import EventHub
 from aufruf.ratelimit import RateLimiter
@@ -29,8 +30,10 @@ class Worker:
         clock: Clock,
         limiter: RateLimiter | None = None,
         events: EventHub | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.db = db
+        self.delivery = delivery  # the e-mail outbox and reminders
         self.clock = clock
         self.limiter = limiter
         self.events = events or EventHub(None)
@@ -45,6 +48,8 @@ class Worker:
         if released:
             log.info("freed the time of %d appointments (hold-back over or unconfirmed)", released)
         await self.queue_timers(now)
+        if self.delivery is not None:
+            await self.delivery.run(now)
         if self.last_purge is None or now - self.last_purge >= PURGE_EVERY:
             deleted = await purge(self.db, now)
             if deleted:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vCalAddress
 
 PRODID = "-//aufruf//Terminvergabe//DE"
 
@@ -24,6 +24,9 @@ class CalendarEntry:
     description: str
     stamp: datetime
     cancelled: bool = False
+    organizer: str | None = None  # an e-mail address (REQUEST and CANCEL need one)
+    attendee: str | None = None  # the citizen's address, told not to answer (RSVP=FALSE)
+    attendee_name: str | None = None
 
 
 def appointment_uid(appointment_id: int, domain: str) -> str:
@@ -47,6 +50,15 @@ def calendar_file(entry: CalendarEntry, method: str = "PUBLISH") -> bytes:
     event.add("location", entry.location)
     event.add("description", entry.description)
     event.add("status", "CANCELLED" if entry.cancelled else "CONFIRMED")
+    if entry.organizer:
+        event.add("organizer", vCalAddress(f"mailto:{entry.organizer}"))
+    if entry.attendee:
+        attendee = vCalAddress(f"mailto:{entry.attendee}")
+        attendee.params["RSVP"] = "FALSE"
+        attendee.params["ROLE"] = "REQ-PARTICIPANT"
+        if entry.attendee_name:
+            attendee.params["CN"] = entry.attendee_name
+        event.add("attendee", attendee)
     calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()

@@ -90,3 +90,16 @@ def test_db_upgrade_creates_the_schema_and_says_so(tmp_path):
     second = _aufruf("db", "upgrade", cwd=tmp_path)
     assert "up to date" in second.stdout
     assert (tmp_path / "aufruf.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AUFRUF_SMTP_URL": "http://mail.example.org"}, "AUFRUF_SMTP_URL"),
+        ({"AUFRUF_SMTP_URL": "smtp://mail.example.org:port"}, "AUFRUF_SMTP_URL"),
+        ({"AUFRUF_REMINDER": "tomorrow"}, "AUFRUF_REMINDER"),
+    ],
+)
+def test_mail_settings_are_checked_at_start(env, named):
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env({"AUFRUF_SECRET_KEY": KEY} | env)
