@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.channels import ChannelsPlugin
-from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
@@ -25,10 +24,13 @@ from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock, SystemClock
 from aufruf.db import Database
 from aufruf.display.api import DeskAppointmentController
+from aufruf.display.channels import channels_backend
 from aufruf.display.pages import DeskPages
+from aufruf.display.public import DisplaysController, display_socket, ticket_socket
 from aufruf.display.sockets import counter_socket
 from aufruf.errors import DomainError, RateLimited
 from aufruf.logs import access_log_middleware, redact
+from aufruf.notifications.outbox import Delivery
 from aufruf.offices.api import DirectoryController
 from aufruf.queue.api import (
     COUNTER_ACTIONS,
@@ -106,7 +108,7 @@ def create_app(
     the_clock = clock or SystemClock()
     cache = AvailabilityCache()
     limiter = RateLimiter(database, settings.redis_url)
-    channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
+    channels = ChannelsPlugin(backend=channels_backend(settings), arbitrary_channels_allowed=True)
     events = EventHub(channels)
 
     @asynccontextmanager
@@ -114,7 +116,9 @@ def create_app(
         stop = asyncio.Event()
         task = None
         if run_worker:
-            task = asyncio.create_task(Worker(database, the_clock, limiter, events).run(stop))
+            delivery = Delivery.from_settings(database, settings)
+            worker = Worker(database, the_clock, limiter, events, delivery)
+            task = asyncio.create_task(worker.run(stop))
         try:
             yield
         finally:
@@ -141,6 +145,9 @@ def create_app(
             DeskAppointmentController,  # the desk (aufruf.display)
             DeskPages,
             counter_socket,
+            display_socket,  # the public live views (aufruf.display.public)
+            ticket_socket,
+            DisplaysController,
             static_files_router(),
         ],
         dependencies={

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter as Tally
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.booking import service as booking
@@ -28,7 +29,7 @@ from aufruf.offices import service as offices
 from aufruf.queue import logic
 from aufruf.queue import service as queue
 from aufruf.queue.api import counter_out, ticket_out
-from aufruf.queue.model import Ticket
+from aufruf.queue.model import QueueEvent, Ticket
 
 # a view older than this is recomputed for a new socket even without an event: waits and
 # estimates move with the clock
@@ -46,6 +47,10 @@ class LocationView:
     queues: dict[str, list[dict[str, Any]]]  # counter id -> waiting tickets it can serve
     waiting: dict[str, int]  # service id -> waiting tickets that include it
     computed: float  # time.monotonic() when read
+    # for the public views (aufruf.display.public): every open ticket (waiting, called,
+    # serving) in the one ticket shape, by id; and the last calls up to `seq`, newest first
+    tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
     def counter_message(self, counter_id: str) -> dict[str, Any] | None:
         """The state message of one counter (None if the counter is gone or inactive)."""
@@ -91,6 +96,10 @@ async def location_view(session: AsyncSession, location_id: str, now: datetime) 
             if logic.can_serve(desk.services, queue.as_waiting(t, line.services[t.id], None))
         ]
     waiting = Tally(s for t in line.waiting for s in line.services[t.id])
+    open_tickets = {i: dict(shape) for i, shape in tickets.items()}
+    for shape in counters.values():
+        if shape["current"] is not None:
+            open_tickets[shape["current"]["id"]] = dict(shape["current"])
     return LocationView(
         location=location_id,
         seq=seq,
@@ -99,7 +108,40 @@ async def location_view(session: AsyncSession, location_id: str, now: datetime) 
         queues=queues,
         waiting=dict(sorted(waiting.items())),
         computed=time.monotonic(),
+        tickets=open_tickets,
+        calls=await last_calls(session, location_id, seq),
     )
+
+
+LAST_CALLS = 8
+
+
+async def last_calls(
+    session: AsyncSession, location_id: str, seq: int, limit: int = LAST_CALLS
+) -> list[dict[str, Any]]:
+    """The last calls (and recalls) up to `seq`, newest first, one per number: what a wall
+    display lists."""
+    rows = await session.scalars(
+        select(QueueEvent)
+        .where(
+            QueueEvent.location_id == location_id,
+            QueueEvent.seq <= seq,
+            QueueEvent.kind.in_(("called", "recalled")),
+        )
+        .order_by(QueueEvent.seq.desc())
+        .limit(limit * 4)
+    )
+    calls: list[dict[str, Any]] = []
+    seen: set[str | None] = set()
+    for row in rows:
+        if row.number in seen:
+            continue
+        seen.add(row.number)
+        counter = (row.data or {}).get("counter") or row.counter_id
+        calls.append({"number": row.number, "counter": counter, "at": row.at.isoformat()})
+        if len(calls) == limit:
+            break
+    return calls
 
 
 class LocationViews:
@@ -153,6 +195,10 @@ class LocationViews:
 
     async def _compute(self, location_id: str) -> LocationView:
         async with self.db.read() as session:
+            if not self.db.is_sqlite:
+                # one snapshot for the whole view: under READ COMMITTED a call committed
+                # between two reads tore it (a counter's current ticket still "waiting")
+                await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             view = await location_view(session, location_id, self.clock.now())
         latest = self._latest.get(location_id)
         if latest is None or view.seq >= latest.seq:

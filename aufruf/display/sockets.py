@@ -35,6 +35,7 @@ from litestar.params import FromPath, SkipValidation
 
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ClockDep, DatabaseDep, SettingsDep
+from aufruf.display.channels import is_resync
 from aufruf.display.service import LocationView, LocationViews, views_of
 from aufruf.errors import DomainError, Forbidden, NotFound, Unauthorized
 from aufruf.offices.model import Counter
@@ -72,6 +73,8 @@ async def counter_location(socket: WebSocket, counter_id: str, db, clock, settin
 
 class CounterStream:
     """One socket's life after the snapshot: see the module's docstring."""
+
+    kind = "counter"  # for the log
 
     def __init__(self, socket: WebSocket, counter_id: str, location: str, views: LocationViews):
         self.socket = socket
@@ -121,15 +124,31 @@ class CounterStream:
                     message = json.loads(text)
                 except ValueError:
                     continue
+                self.heard(message)
                 if isinstance(message, dict) and message.get("type") == "ping":
                     await self.send({"type": "pong"})
         except WebSocketDisconnect:
             return
 
+    def heard(self, message: Any) -> None:
+        """Called with every frame the client sends (subclasses note the device alive)."""
+
+    async def resync(self) -> None:
+        """The channel backend lost its subscription for a while (aufruf.display.channels):
+        whatever was committed meanwhile is read from the database now."""
+        view = await self.views.current(self.location)
+        if view.seq > max(self.seen_seq, self.sent_seq):
+            self.seen_seq = view.seq
+            self.news.set()
+
     async def follow(self, events) -> None:
         async for raw in events:
             try:
-                seq = json.loads(raw)["seq"]
+                message = json.loads(raw)
+                if is_resync(message):
+                    await self.resync()
+                    continue
+                seq = message["seq"]
             except (ValueError, KeyError, TypeError):
                 continue
             if isinstance(seq, int) and seq > max(self.seen_seq, self.sent_seq):
@@ -187,7 +206,11 @@ class CounterStream:
             if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
                 failed = True
                 log.error(
-                    "counter socket %s: %s failed", self.counter_id, task.get_name(), exc_info=error
+                    "%s socket %s: %s failed",
+                    self.kind,
+                    self.counter_id,
+                    task.get_name(),
+                    exc_info=error,
                 )
         # whatever ended first, close what is still open (nothing if the client left)
         await self.close(1011 if failed else 1000)

@@ -69,6 +69,7 @@ OPERATIONS = [
     "GET /api/v1/locations/{location}/queue",
     "GET /api/v1/locations/{location}/counters",
     "GET /api/v1/locations/{location}/appointments",
+    "GET /api/v1/locations/{location}/displays",
     "GET /api/v1/locations/{location}/events",
     "POST /api/v1/counters/{counter}/call-next",
     "POST /api/v1/counters/{counter}/recall",

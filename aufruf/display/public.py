@@ -1,0 +1,432 @@
+"""The public live sockets: `/ws/locations/{L}/display` (the wall display) and
+`/ws/tickets/{token}` (the phone view); and the displays online in this process.
+
+Both are built like the counter socket (aufruf.display.sockets): subscribe to the location's
+channel first, then a snapshot with the current `seq`, then what came after; a receive loop
+notices the client leaving, a ping after silence keeps the connection honest, a periodic check
+against the database catches an event lost on the way, and a RESYNC from the channels backend
+(aufruf.display.channels) makes the socket read what it missed from the database.
+
+The display forwards every event strictly in `seq` order: an event's seq beyond the last sent
+plus one makes it read the missing `queue_event` rows (once per instance: `DisplayFeed` keeps
+the recent events of each location and the text of each message); old and doubled seqs are
+dropped. The phone view sends its ticket in the one ticket shape whenever any field differs
+from the last it sent; people ahead and waits come from the shared `LocationView`, computed
+once per location and event in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, WebSocket, get, websocket
+from litestar.channels import ChannelsPlugin
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, SkipValidation
+from sqlalchemy import select
+
+from aufruf.auth.guards import socket_actor
+from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
+from aufruf.display.channels import is_resync
+from aufruf.display.service import LocationView, LocationViews, views_of
+from aufruf.display.sockets import CounterStream, close_code, close_reason
+from aufruf.errors import DomainError, NotFound
+from aufruf.offices.model import Location
+from aufruf.queue import service as queue
+from aufruf.queue.api import ticket_out
+from aufruf.queue.events import event_message, location_channel
+from aufruf.queue.model import QueueEvent
+from aufruf.responses import errors
+
+OPEN_STATUSES = frozenset({"waiting", "called", "serving"})
+KEPT_EVENTS = 512  # recent events kept per location (gaps further back: a fresh snapshot)
+CALL_KINDS = ("called", "recalled")
+# fields of the ticket shape that only the desk shows, or that are secrets
+NOT_PUBLIC = ("arrived_at", "called_at", "token", "status_url")
+
+
+def compact(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+# --- the displays online ------------------------------------------------------------------
+
+
+@dataclass
+class DisplaySeen:
+    token: int
+    name: str
+    location: str
+    connected_at: datetime
+    last_seen: float  # time.time()
+
+
+class DisplayRegistry:
+    """The display devices connected to this process (in memory: each instance knows its own)."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, DisplaySeen] = {}
+
+    def connect(self, token: int, name: str, location: str, now: datetime) -> str:
+        key = uuid.uuid4().hex
+        self._connections[key] = DisplaySeen(token, name, location, now, time.time())
+        return key
+
+    def touch(self, key: str) -> None:
+        seen = self._connections.get(key)
+        if seen is not None:
+            seen.last_seen = time.time()
+
+    def disconnect(self, key: str) -> None:
+        self._connections.pop(key, None)
+
+    def online(self, location: str) -> list[dict[str, Any]]:
+        by_token: dict[int, dict[str, Any]] = {}
+        for seen in self._connections.values():
+            if seen.location != location:
+                continue
+            entry = by_token.setdefault(
+                seen.token,
+                {"id": seen.token, "name": seen.name, "connections": 0, "connected_at": None},
+            )
+            entry["connections"] += 1
+            since = seen.connected_at.isoformat()
+            if entry["connected_at"] is None or since < entry["connected_at"]:
+                entry["connected_at"] = since
+            last = datetime.fromtimestamp(seen.last_seen, seen.connected_at.tzinfo).isoformat()
+            entry["last_seen"] = max(entry.get("last_seen") or last, last)
+        return sorted(by_token.values(), key=lambda e: e["id"])
+
+
+def registry_of(app: Any) -> DisplayRegistry:
+    registry = app.state.get("display_registry")
+    if registry is None:
+        registry = app.state["display_registry"] = DisplayRegistry()
+    return registry
+
+
+class DisplayOut(msgspec.Struct):
+    id: int
+    name: str
+    connections: int
+    connected_at: str
+    last_seen: str
+
+
+class DisplaysController(Controller):
+    path = "/api/v1/locations/{location:str}/displays"
+    tags = ["display"]
+
+    @get(summary="The wall displays connected to this instance now", responses=errors(401, 403))
+    async def online(
+        self, location: FromPath[str], actor: ActorDep, request: Request
+    ) -> list[DisplayOut]:
+        actor.require("queue.read", location=location)
+        return [msgspec.convert(d, DisplayOut) for d in registry_of(request.app).online(location)]
+
+
+# --- the events of a location, shared by the display sockets ----------------------------
+
+
+def display_message(event: dict[str, Any], waiting: dict[str, int]) -> dict[str, Any]:
+    """What a wall display gets for one event: calls as calls, anything else as the new
+    waiting counts (every seq is sent, so a display can see that it missed nothing)."""
+    kind = event["type"]
+    if kind in CALL_KINDS:
+        return {
+            "type": kind,
+            "seq": event["seq"],
+            "number": event["number"],
+            "counter": event["counter"],
+            "at": event["at"],
+            "waiting": waiting,
+        }
+    return {"type": "waiting", "seq": event["seq"], "event": kind, "waiting": waiting}
+
+
+def snapshot_message(view: LocationView) -> dict[str, Any]:
+    return {"type": "snapshot", "seq": view.seq, "called": view.calls, "waiting": view.waiting}
+
+
+class DisplayFeed:
+    """The recent events of each location, as they came on the channel or, for seqs that did
+    not come, as read from the database; and each message's text, made once."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self._events: dict[str, OrderedDict[int, dict[str, Any]]] = {}
+        self._texts: dict[str, OrderedDict[int, str]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def note(self, location: str, event: dict[str, Any]) -> None:
+        kept = self._events.setdefault(location, OrderedDict())
+        if event["seq"] not in kept:
+            kept[event["seq"]] = event
+            while len(kept) > KEPT_EVENTS:
+                kept.popitem(last=False)
+
+    def _missing(self, location: str, after: int, upto: int) -> list[int]:
+        kept = self._events.get(location, {})
+        return [seq for seq in range(after + 1, upto + 1) if seq not in kept]
+
+    async def fill(self, location: str, after: int, upto: int) -> None:
+        """Read the events in (after, upto] that did not come on the channel."""
+        if not self._missing(location, after, upto):
+            return
+        async with self._locks.setdefault(location, asyncio.Lock()):
+            missing = self._missing(location, after, upto)  # another socket may have read them
+            if not missing:
+                return
+            async with self.db.read() as session:
+                rows = await session.scalars(
+                    select(QueueEvent)
+                    .where(
+                        QueueEvent.location_id == location,
+                        QueueEvent.seq >= missing[0],
+                        QueueEvent.seq <= missing[-1],
+                    )
+                    .order_by(QueueEvent.seq)
+                )
+                for row in rows:
+                    self.note(location, event_message(row))
+
+    async def texts(
+        self, location: str, after: int, upto: int, view: LocationView
+    ) -> list[tuple[int, str]] | None:
+        """The messages of seqs after+1 … upto, in order; None when they cannot all be had
+        (too far back, or not in the database): the socket then sends a snapshot."""
+        if upto - after > KEPT_EVENTS:
+            return None
+        await self.fill(location, after, upto)
+        kept = self._events.get(location, OrderedDict())
+        texts = self._texts.setdefault(location, OrderedDict())
+        out: list[tuple[int, str]] = []
+        for seq in range(after + 1, upto + 1):
+            text = texts.get(seq)
+            if text is None:
+                event = kept.get(seq)
+                if event is None:
+                    return None
+                text = texts[seq] = compact(display_message(event, view.waiting))
+                while len(texts) > KEPT_EVENTS:
+                    texts.popitem(last=False)
+            out.append((seq, text))
+        return out
+
+
+def feed_of(app: Any) -> DisplayFeed:
+    feed = app.state.get("display_feed")
+    if feed is None:
+        feed = app.state["display_feed"] = DisplayFeed(app.state["db"])
+    return feed
+
+
+# --- the wall display's socket --------------------------------------------------------------
+
+
+class DisplayStream(CounterStream):
+    """A wall display's socket after it was accepted: the snapshot, then every event in seq
+    order (the receive loop, pings and periodic check are the counter socket's)."""
+
+    kind = "display"
+
+    def __init__(
+        self,
+        socket: WebSocket,
+        location: str,
+        views: LocationViews,
+        feed: DisplayFeed,
+        registry: DisplayRegistry | None = None,
+        device: str | None = None,
+    ) -> None:
+        super().__init__(socket, location, location, views)
+        self.feed = feed
+        self.registry = registry
+        self.device = device
+
+    def heard(self, message: Any) -> None:
+        if self.registry is not None and self.device is not None:
+            self.registry.touch(self.device)
+
+    async def _write_text(self, text: str, seq: int) -> None:
+        async with self._send_lock:
+            if seq > self.sent_seq:  # checked and sent in one step: never the same seq twice
+                await self.socket.send_text(text)
+                self.sent_seq = seq
+                self.last_sent = asyncio.get_running_loop().time()
+
+    async def send_state(self, view: LocationView) -> bool:
+        """The first time the snapshot; later (the periodic check) a catch-up to `view.seq`
+        through the event rows, so that nothing is skipped."""
+        if self.sent_seq < 0:
+            await self._write_text(compact(snapshot_message(view)), view.seq)
+        elif view.seq > max(self.seen_seq, self.sent_seq):
+            self.seen_seq = view.seq
+            self.news.set()
+        return True
+
+    async def follow(self, events) -> None:
+        async for raw in events:
+            try:
+                message = json.loads(raw)
+                if is_resync(message):
+                    await self.resync()
+                    continue
+                seq = message["seq"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if not isinstance(seq, int):
+                continue
+            self.feed.note(self.location, message)
+            if seq > max(self.seen_seq, self.sent_seq):
+                self.seen_seq = seq
+                self.news.set()
+
+    async def render(self) -> None:
+        while True:
+            await self.news.wait()
+            self.news.clear()
+            while self.seen_seq > self.sent_seq:
+                target = self.seen_seq
+                view = await self.views.at_least(self.location, target)
+                texts = await self.feed.texts(self.location, self.sent_seq, target, view)
+                if texts is None:  # cannot be filled: start over from a snapshot
+                    async with self._send_lock:
+                        await self._write(snapshot_message(view))
+                        self.sent_seq = max(self.sent_seq, view.seq)
+                    continue
+                for seq, text in texts:
+                    await self._write_text(text, seq)
+
+
+async def existing_location(db: Any, location: str) -> None:
+    async with db.read() as session:
+        row = await session.get(Location, location)
+    if row is None or not row.active:
+        raise NotFound(f"There is no location {location!r}.")
+
+
+@websocket("/ws/locations/{location:str}/display", name="display-socket")
+async def display_socket(
+    socket: WebSocket,
+    location: FromPath[str],
+    db: DatabaseDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    channels: NamedDependency[SkipValidation[ChannelsPlugin]],
+) -> None:
+    """What hangs on the wall, live (public; `?token=` of a display registers the device)."""
+    registry = registry_of(socket.app)
+    device = None
+    try:
+        await existing_location(db, location)
+        if socket.query_params.get("token"):
+            actor = await socket_actor(socket, db, clock, settings)
+            actor.require("display.read", location=location)
+            if actor.role == "display":
+                device = registry.connect(actor.id, actor.name, location, clock.now())
+    except DomainError as refused:
+        await socket.accept()
+        await socket.close(code=close_code(refused), reason=close_reason(refused.detail))
+        return
+
+    async def still_there() -> None:
+        await existing_location(db, location)
+
+    await socket.accept()
+    stream = DisplayStream(
+        socket, location, views_of(socket.app), feed_of(socket.app), registry, device
+    )
+    try:
+        async with channels.start_subscription([location_channel(location)]) as subscriber:
+            await stream.run(subscriber, still_there)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if device is not None:
+            registry.disconnect(device)
+
+
+# --- the phone view's socket ------------------------------------------------------------------
+
+
+def public_ticket(shape: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "ticket", **{k: v for k, v in shape.items() if k not in NOT_PUBLIC}}
+
+
+class TicketStream(CounterStream):
+    """A phone view's socket: the ticket whenever any field of it changed. Open tickets come
+    from the shared view; a ticket that left the line is read once when it leaves."""
+
+    kind = "ticket"
+
+    def __init__(self, socket: WebSocket, ticket_id: int, location: str, views: LocationViews):
+        super().__init__(socket, str(ticket_id), location, views)
+        self.ticket_id = ticket_id
+        self.last: dict[str, Any] | None = None
+
+    async def _closed_ticket(self) -> dict[str, Any] | None:
+        async with self.views.db.read() as session:
+            try:
+                ticket = await queue.get_ticket(session, self.ticket_id)
+            except NotFound:
+                return None
+            return msgspec.to_builtins(await ticket_out(session, ticket, self.views.clock.now()))
+
+    async def send_state(self, view: LocationView) -> bool:
+        shape = view.tickets.get(self.ticket_id)
+        if shape is None:
+            if self.last is not None and self.last["status"] not in OPEN_STATUSES:
+                self.sent_seq = max(self.sent_seq, view.seq)
+                return True  # left the line earlier and not back: nothing can have changed
+            shape = await self._closed_ticket()
+            if shape is None:
+                await self.close(4404, "There is no ticket for this link any more.")
+                return False
+        message = public_ticket(shape)
+        async with self._send_lock:
+            if message != self.last:
+                await self._write(message)
+                self.last = message
+            self.sent_seq = max(self.sent_seq, view.seq)
+        return True
+
+
+@websocket("/ws/tickets/{token:str}", name="ticket-socket")
+async def ticket_socket(
+    socket: WebSocket,
+    token: FromPath[str],
+    db: DatabaseDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    channels: NamedDependency[SkipValidation[ChannelsPlugin]],
+) -> None:
+    """The ticket behind a phone-view link, live (public: the token is the secret)."""
+
+    async def admitted() -> tuple[int, str]:
+        async with db.read() as session:
+            ticket = await queue.ticket_by_token(session, settings.secret_key, token)
+            return ticket.id, ticket.location_id
+
+    try:
+        ticket_id, location = await admitted()
+    except DomainError as refused:
+        await socket.accept()
+        await socket.close(code=close_code(refused), reason=close_reason(refused.detail))
+        return
+    await socket.accept()
+    stream = TicketStream(socket, ticket_id, location, views_of(socket.app))
+    try:
+        async with channels.start_subscription([location_channel(location)]) as subscriber:
+            await stream.run(subscriber, admitted)
+    except WebSocketDisconnect:
+        pass

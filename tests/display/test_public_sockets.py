@@ -1,0 +1,138 @@
+"""`/ws/locations/{L}/display` and `/ws/tickets/{token}` on a real server: the wall display
+gets a snapshot and then every event in seq order (gaps read from the database, doubles
+dropped); the phone view gets its ticket whenever it changes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.display import test_counter_socket as counter_tests
+from tests.display.test_counter_socket import TIMEOUT, bearer, close_code, draw
+
+# the counter socket's fixtures: an office with tokens, a live server, an HTTP client
+office, server, http = counter_tests.office, counter_tests.server, counter_tests.http
+
+
+@asynccontextmanager
+async def socket_at(base: str, path: str) -> AsyncIterator[ClientConnection]:
+    url = base.replace("http://", "ws://") + path
+    async with connect(url, open_timeout=TIMEOUT, proxy=None) as ws:
+        yield ws
+
+
+async def next_message(ws: ClientConnection, wanted: Callable[[dict], bool] = lambda _: True):
+    """The next message that satisfies `wanted` (pings skipped)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] != "ping" and wanted(message):
+                return message
+
+
+async def call_next(http, office, counter: str = "amt-1") -> dict:
+    clerk = bearer(office[f"clerk-{counter[-1]}"])
+    assert (await http.post(f"/api/v1/counters/{counter}/open", headers=clerk)).status_code == 200
+    answer = await http.post(f"/api/v1/counters/{counter}/call-next", headers=clerk)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def test_display_snapshot_then_a_call_in_seq_order(server, http, office):
+    await draw(http, office, "pass")
+    await draw(http, office, "other")
+    async with socket_at(server, "/ws/locations/amt/display") as ws:
+        snapshot = await next_message(ws)
+        assert snapshot == {
+            "type": "snapshot",
+            "seq": 2,
+            "called": [],
+            "waiting": {"other": 1, "pass": 1},
+        }
+        called = await call_next(http, office)
+        messages = [await next_message(ws) for _ in range(2)]  # "opened", then "called"
+
+    assert [m["seq"] for m in messages] == [3, 4]
+    assert messages[0]["type"] == "waiting"
+    call = messages[1]
+    assert call["type"] == "called"
+    assert (call["number"], call["counter"]) == (called["number"], "Platz 1")
+    assert call["waiting"] == {"other": 1}
+    assert "token" not in json.dumps(messages)
+
+    async with socket_at(server, "/ws/locations/amt/display") as ws:
+        again = await next_message(ws)
+    assert again["seq"] == 4
+    assert again["called"] == [{"number": "A001", "counter": "Platz 1", "at": call["at"]}]
+    assert again["waiting"] == {"other": 1}
+
+
+async def test_display_of_an_unknown_location_is_refused(server):
+    async with socket_at(server, "/ws/locations/nowhere/display") as ws:
+        assert await close_code(ws) == 4404
+
+
+async def test_a_display_token_registers_the_device(server, http, office):
+    staff = bearer(office["clerk-1"])
+    assert (await http.get("/api/v1/locations/amt/displays", headers=staff)).json() == []
+    async with socket_at(server, f"/ws/locations/amt/display?token={office['display']}") as ws:
+        await next_message(ws)
+        online = (await http.get("/api/v1/locations/amt/displays", headers=staff)).json()
+        assert [d["connections"] for d in online] == [1]
+    assert (await http.get("/api/v1/locations/amt/displays", headers=staff)).status_code == 200
+    assert (await http.get("/api/v1/locations/amt/displays")).status_code == 401
+
+
+async def test_a_ping_gets_a_pong_on_the_display(server, office):
+    async with socket_at(server, "/ws/locations/amt/display") as ws:
+        await next_message(ws)
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await next_message(ws) == {"type": "pong"}
+
+
+async def test_ticket_socket_follows_people_ahead_and_the_call(server, http, office):
+    first = await draw(http, office, "pass")
+    second = await draw(http, office, "pass")
+    async with socket_at(server, f"/ws/tickets/{second['token']}") as ws:
+        start = await next_message(ws)
+        assert start["type"] == "ticket"
+        assert (start["number"], start["status"], start["people_ahead"]) == ("A002", "waiting", 1)
+        assert "token" not in start and "status_url" not in start
+
+        await call_next(http, office)  # calls the first
+        moved = await next_message(ws, lambda m: m["people_ahead"] == 0)
+        assert moved["status"] == "waiting"
+
+        await call_next(http, office, "amt-2")
+        mine = await next_message(ws, lambda m: m["status"] == "called")
+    assert mine["counter"] == "Platz 2"
+    assert mine["people_ahead"] is None
+    assert first["number"] == "A001"
+
+
+async def test_ticket_socket_sends_only_changes_and_knows_the_end(server, http, office):
+    ticket = await draw(http, office, "pass")
+    async with socket_at(server, f"/ws/tickets/{ticket['token']}") as ws:
+        sent = [await next_message(ws)]
+        await draw(http, office, "other")  # changes nothing of this ticket
+        await call_next(http, office)  # opens the counter (the estimate changes), calls it
+        while sent[-1]["status"] != "called":
+            sent.append(await next_message(ws))
+        clerk = bearer(office["clerk-1"])
+        assert (await http.post("/api/v1/counters/amt-1/done", headers=clerk)).status_code == 200
+        done = await next_message(ws)
+    assert all(a != b for a, b in itertools.pairwise(sent))  # only changes are sent
+    assert len(sent) <= 3
+    assert sent[-1]["counter"] == "Platz 1"
+    assert done["status"] == "done"
+    assert done["counter"] is None
+
+
+async def test_a_wrong_ticket_token_closes_4404(server):
+    async with socket_at(server, "/ws/tickets/not-a-token") as ws:
+        assert await close_code(ws) == 4404
