@@ -600,7 +600,8 @@ async def book(
         await _check_email_limit(session, email.lower(), now, max_per_email)
     await _claim(session, request.location, claims)
     length = timedelta(minutes=logic.appointment_minutes(rules, need))
-    pending = request.pending or known.double_opt_in
+    # a staff booking (on the phone) is confirmed by the clerk, not by an e-mail link
+    pending = request.pending or (known.double_opt_in and not request.by_staff)
     appointment = Appointment(
         location_id=request.location,
         start_at=start.astimezone(now.tzinfo),

@@ -88,6 +88,42 @@ def desk_strings(lang: str) -> dict[str, Any]:
     }
 
 
+def booking_strings(lang: str) -> dict[str, Any]:
+    """The texts of the desk's booking dialog (desk.js fills in `%(name)s`)."""
+
+    return {
+        "choose_service": gettext(lang, "Choose a service first."),
+        "choose_day": gettext(lang, "Choose a day first."),
+        "loading": gettext(lang, "Loading free times…"),
+        "free": gettext(lang, "free: %(count)s"),
+        "none_free": gettext(lang, "none free"),
+        "no_days": gettext(lang, "No free times in the next 14 days."),
+        "booking": gettext(lang, "Booking…"),
+        "booked": gettext(lang, "Appointment booked. Code %(code)s, %(when)s."),
+        "when": gettext(lang, "%(date)s at %(time)s"),
+        "not_confirmed": gettext(
+            lang, "Not confirmed yet: this location asks for a confirmation by e-mail."
+        ),
+        "mail_sent": gettext(lang, "A confirmation goes to %(email)s."),
+        "no_mail": gettext(lang, "No e-mail is sent: please read out the code."),
+        "slot_taken": gettext(
+            lang,
+            "This time has just been taken. The free times are reloaded: please choose another.",
+        ),
+        "closed": gettext(lang, "This location no longer takes appointments."),
+        "invalid": {
+            "services": gettext(lang, "Choose at least one service."),
+            "quantity": gettext(lang, "Check how many times each service is needed."),
+            "day": gettext(lang, "Choose a day with free times."),
+            "start": gettext(lang, "Choose one of the free times."),
+            "name": gettext(lang, "Enter the citizen's name."),
+            "phone": gettext(lang, "This is not a valid phone number."),
+            "email": gettext(lang, "This is not a valid e-mail address."),
+            "language": gettext(lang, "Choose a language."),
+        },
+    }
+
+
 def _may_sit(actor: Actor, location: str, counter: str) -> bool:
     return actor.denial("counter", location=location, counter=counter) is None
 
@@ -176,6 +212,7 @@ class DeskPages(Controller):
             "seats": actor.kind == "user",  # a clerk's device token acts without sitting
             "services": services,
             "strings": desk_strings(lang),
+            "booking": booking_strings(lang),
         }
         return Template(
             "desk/desk.html",

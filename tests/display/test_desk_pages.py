@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from argon2 import PasswordHasher
@@ -229,3 +230,146 @@ async def test_a_bad_date_names_the_field(client, office, db, clock):
 
     assert answer.status_code == 400
     assert answer.json()["extra"][0]["key"] == "date"
+
+
+# --- booking for a citizen from the desk --------------------------------------------------
+
+
+class _Form(HTMLParser):
+    """The labels (by the field they name), the fields and the legends of a page's dialog."""
+
+    def __init__(self, dialog_id: str) -> None:
+        super().__init__()
+        self.dialog_id, self.depth = dialog_id, 0
+        self.labels: dict[str, str] = {}
+        self.fields: dict[str, dict[str, str | None]] = {}
+        self.legends: list[str] = []
+        self._text: tuple[str, str | None] | None = None  # ("label", for) or ("legend", None)
+        self._parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        found = dict(attrs)
+        if tag == "dialog" and found.get("id") == self.dialog_id:
+            self.depth = 1
+            return
+        if not self.depth:
+            return
+        if tag == "dialog":
+            self.depth += 1
+        if tag in ("input", "select") and found.get("id"):
+            self.fields[found["id"]] = found
+        if tag in ("label", "legend"):
+            self._text, self._parts = (tag, found.get("for")), []
+
+    def handle_endtag(self, tag):
+        if not self.depth:
+            return
+        if tag == "dialog":
+            self.depth -= 1
+        if self._text and tag == self._text[0]:
+            text = " ".join("".join(self._parts).split())
+            if tag == "label":
+                self.labels[self._text[1]] = text
+            else:
+                self.legends.append(text)
+            self._text = None
+
+    def handle_data(self, data):
+        if self._text:
+            self._parts.append(data)
+
+
+def booking_form(html: str) -> _Form:
+    form = _Form("book-dialog")
+    form.feed(html)
+    return form
+
+
+@pytest.mark.parametrize(
+    ("lang", "button", "heading", "labels", "legends"),
+    [
+        (
+            "de",
+            "Termin buchen …",
+            "Termin für Bürger:in buchen",
+            [
+                "Name (Pflichtfeld)",
+                "Telefon (optional)",
+                "E-Mail (optional)",
+                "Sprache der Bürger:in",
+            ],
+            ["Anliegen", "Tag", "Uhrzeit"],
+        ),
+        (
+            "en",
+            "Book an appointment…",
+            "Book an appointment for a citizen",
+            ["Name (required)", "Phone (optional)", "E-mail (optional)", "Language of the citizen"],
+            ["Services", "Day", "Time"],
+        ),
+    ],
+)
+async def test_the_desk_offers_to_book_for_a_citizen_in_a_dialog_with_labelled_fields(
+    client, office, lang, button, heading, labels, legends
+):
+    await sign_in(client)
+    page = (await client.get("/desk/amt-1", params={"lang": lang})).text
+
+    opener = re.search(r'<button[^>]*id="book-open"[^>]*>(.*?)</button>', page, re.S)
+    assert opener, "no button to book for a citizen"
+    assert 'aria-keyshortcuts="B"' in opener.group(0)
+    assert 'aria-haspopup="dialog"' in opener.group(0)
+    assert button in opener.group(1)
+    assert '<kbd aria-hidden="true">B</kbd>' in opener.group(1)
+    assert '<dialog id="book-dialog" class="book-dialog" aria-labelledby="book-heading">' in page
+    assert f'<h2 id="book-heading">{heading}</h2>' in page
+
+    form = booking_form(page)
+    fields = ["book-name", "book-phone", "book-email", "book-language"]
+    assert [form.labels[f] for f in fields] == labels
+    assert form.legends == legends
+    # every field of the dialog has a label, the services their names and quantities too
+    assert set(form.fields) <= set(form.labels)
+    services = {
+        f["value"]: form.labels[f["id"]] for f in form.fields.values() if f.get("name") == "service"
+    }
+    assert services == (
+        {"pass": "Pass", "other": "Other"} if lang == "de" else {"pass": "pass", "other": "other"}
+    )
+    quantities = {f["data-quantity-of"] for f in form.fields.values() if f.get("type") == "number"}
+    assert quantities == {"pass", "other"}
+    # nothing is asked that the phone booking does not need: only the name is required
+    assert form.fields["book-name"]["aria-required"] == "true"
+    assert "aria-required" not in form.fields["book-email"]
+    assert form.fields["book-email"]["type"] == "email"
+    assert form.fields["book-phone"]["type"] == "tel"
+
+
+async def test_the_citizens_language_starts_as_the_pages_and_offers_six(client, office):
+    await sign_in(client)
+    english = (await client.get("/desk/amt-1", params={"lang": "en"})).text
+    german = (await client.get("/desk/amt-1", params={"lang": "de"})).text
+
+    def options(page: str) -> list[tuple[str, bool]]:
+        select = re.search(r'<select id="book-language".*?</select>', page, re.S)
+        assert select, "no language choice"
+        return [
+            (code, bool(selected))
+            for code, selected in re.findall(r'<option value="(\w+)"[^>]*?( selected)?>', select[0])
+        ]
+
+    assert [code for code, _ in options(german)] == ["de", "en", "tr", "ru", "uk", "ar"]
+    assert [code for code, selected in options(german) if selected] == ["de"]
+    assert [code for code, selected in options(english) if selected] == ["en"]
+
+
+async def test_the_booking_dialogs_script_texts_are_in_the_pages_language(client, office):
+    await sign_in(client)
+    german = desk_data((await client.get("/desk/amt-1", params={"lang": "de"})).text)
+    english = desk_data((await client.get("/desk/amt-1", params={"lang": "en"})).text)
+
+    assert german["booking"]["slot_taken"].startswith("Diese Uhrzeit wurde gerade vergeben.")
+    assert german["booking"]["invalid"]["name"] == "Bitte geben Sie den Namen ein."
+    assert german["booking"]["when"] == "%(date)s um %(time)s Uhr"
+    assert english["booking"]["invalid"]["name"] == "Enter the citizen's name."
+    assert set(german["booking"]) == set(english["booking"])

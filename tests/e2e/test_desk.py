@@ -13,9 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from aufruf import migrate
 from aufruf.auth.service import create_token, create_user
+from aufruf.booking.model import Appointment, Contact
 from aufruf.clock import FixedClock
 from aufruf.db import Database
 from aufruf.offices.model import Kiosk
@@ -211,3 +213,86 @@ def test_the_desk_says_when_it_is_offline_and_comes_back_by_itself(office, brows
         wait.until(shows.invisibility_of_element_located(offline))
         number = draw(base, office)
         wait.until(shows.text_to_be_present_in_element((By.ID, "queue"), number))
+
+
+async def _booked(url: str, code: str) -> tuple[Appointment, Contact]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            appointment = await session.scalar(select(Appointment).where(Appointment.code == code))
+            assert appointment is not None, f"no appointment {code}"
+            return appointment, await session.get(Contact, appointment.id)
+    finally:
+        await db.dispose()
+
+
+def test_a_clerk_books_for_a_citizen_on_the_phone_without_an_email(office, server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    dialog = (By.ID, "book-dialog")
+
+    def press(key: str) -> None:
+        ActionChains(browser).send_keys(key).perform()
+
+    def chip(group: str, value: str):
+        """The label drawn as a chip around the radio button of `value`."""
+        radio = (By.CSS_SELECTOR, f'input[name="{group}"][value="{value}"]')
+        # the radio itself is transparent over its chip: wait until it is there and enabled
+        found = wait.until(lambda b: [r for r in b.find_elements(*radio) if r.is_enabled()])
+        return found[0].find_element(By.XPATH, "..")
+
+    # what is free for one "pass", as the booking site would be told
+    offered = httpx.get(
+        f"{server}/api/v1/availability",
+        params={"location": "amt", "service": "pass"},
+        timeout=WAIT_SECONDS,
+        trust_env=False,
+    ).json()
+    free_days = [day for day in offered["days"][:14] if day["slots"]]
+    assert free_days, f"the test location has no free time in the next 14 days: {offered}"
+    day, start = free_days[0]["date"], free_days[0]["slots"][0]
+
+    take_counter(browser, server, "amt-1")
+    wait.until(shows.element_to_be_clickable((By.ID, "book-open")))
+    press("b")
+    wait.until(shows.visibility_of_element_located(dialog))
+    assert browser.switch_to.active_element.get_attribute("name") == "service"
+
+    browser.find_element(By.CSS_SELECTOR, 'input[name="service"][value="pass"]').click()
+    chip("book-day", day).click()  # the first day with free times
+    chip("book-time", start).click()  # its first free time
+    assert browser.find_element(By.CSS_SELECTOR, f'input[value="{start}"]').is_selected()
+    name = browser.find_element(By.ID, "book-name")
+    name.send_keys("Erika Mustermann")
+    browser.find_element(By.ID, "book-phone").send_keys("02331 207-0")
+    if target := os.environ.get("AUFRUF_BOOK_SCREENSHOT"):
+        viewport = {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False}
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", viewport)
+        browser.save_screenshot(target)
+    name.send_keys(Keys.ENTER)  # no e-mail address
+
+    wait.until(lambda b: len(b.find_element(By.ID, "book-code").text) == 6)
+    code = browser.find_element(By.ID, "book-code").text
+    assert browser.find_element(By.ID, "book-done-when").text.endswith(f"{start[11:16]} Uhr")
+    assert "keine E-Mail" in browser.find_element(By.ID, "book-done-note").text
+    assert browser.switch_to.active_element.get_attribute("id") == "book-done-heading"
+    if target:
+        browser.save_screenshot(target.replace(".png", "-done.png"))
+
+    # Escape closes the dialog and gives the focus back to the button that opens it
+    press(Keys.ESCAPE)
+    wait.until(shows.invisibility_of_element_located(dialog))
+    assert browser.switch_to.active_element.get_attribute("id") == "book-open"
+
+    appointment, contact = asyncio.run(_booked(office.settings.database_url, code))
+    assert appointment.status == "confirmed"
+    assert appointment.booked_by == "staff"
+    assert appointment.start_at == datetime.fromisoformat(start)
+    assert appointment.language == "de"
+    assert (contact.name, contact.email, contact.phone) == ("Erika Mustermann", None, "02331 207-0")
+    assert console_errors(browser) == []

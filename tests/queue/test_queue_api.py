@@ -247,3 +247,21 @@ async def test_staff_book_for_a_citizen_on_the_phone_without_an_email(client, of
     assert staff.json()["status"] == "confirmed"
     kiosk = await client.post("/api/v1/appointments", json=body, headers=office["kiosk"])
     assert kiosk.status_code == 403
+
+
+async def test_a_staff_booking_at_a_double_opt_in_location_is_confirmed(client, db, clock):
+    await a_location(db, "optin", double_opt_in=True)
+    clerk = await a_token(db, clock, "clerk", location="optin")
+    body = {
+        "location": "optin",
+        "services": ["pass"],
+        "start": "2026-11-24T09:00:00+01:00",
+        "name": "Frau Telefon",
+    }
+    staff = await client.post("/api/v1/appointments", json=body, headers=clerk)
+    assert staff.json()["status"] == "confirmed"
+    public = await client.post(
+        "/api/v1/appointments",
+        json=body | {"email": "e@example.org", "start": "2026-11-24T10:00:00+01:00"},
+    )
+    assert public.json()["status"] == "pending"

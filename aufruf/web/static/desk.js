@@ -3,6 +3,7 @@
  * The desk follows /ws/counters/{C} (a state message after every change; no polling) and acts
  * through the JSON API with the session's CSRF token. It reconnects with backoff and shows an
  * offline banner meanwhile; errors from the API are shown in a live region. No dependencies.
+ * B opens a dialog to book an appointment for a citizen (e.g. on the phone, without e-mail).
  */
 (function () {
   "use strict";
@@ -69,6 +70,7 @@
         if (response.ok) return { status: response.status, data: data };
         var error = new Error(problemText(response.status, data));
         error.status = response.status;
+        error.data = data;
         throw error;
       });
     }, function () {
@@ -408,14 +410,385 @@
       }, fail);
     });
 
+    /* booking for a citizen ------------------------------------------------------------------
+     * Services (with how many of each) → the free days of the next 14 → a free time → who.
+     * One availability request per choice of services answers all days; the day only filters.
+     */
+
+    function bookingDialog() {
+      var B = config.booking;
+      var box = document.getElementById("book-dialog");
+      var opener = document.getElementById("book-open");
+      var form = document.getElementById("book-form");
+      var done = document.getElementById("book-done");
+      var message = document.getElementById("book-message");
+      var live = document.getElementById("book-status");
+      var dayList = document.getElementById("book-days");
+      var timeList = document.getElementById("book-times");
+      var dayHint = document.getElementById("book-day-hint");
+      var timeHint = document.getElementById("book-time-hint");
+      var submit = document.getElementById("book-submit");
+      var checks = Array.prototype.slice.call(form.querySelectorAll('input[name="service"]'));
+      // where an error of each key is shown: a group of choices or one field
+      var places = {
+        services: "book-services", day: "book-day", start: "book-time",
+        name: "book-name", phone: "book-phone", email: "book-email", language: "book-language"
+      };
+      var dayName = new Intl.DateTimeFormat(config.lang, {
+        weekday: "short", day: "2-digit", month: "2-digit", timeZone: "UTC"
+      });
+      var longDate = new Intl.DateTimeFormat(config.lang, {
+        weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: "UTC"
+      });
+      var days = [];        // [{date, slots}] for the chosen services, at most 14
+      var loading = 0;      // the number of the latest availability request; older ones are dropped
+      var loaded = false;   // days holds an answer for the services chosen now
+      var sending = false;
+      var maximaAsked = false;
+
+      function byId(id) { return document.getElementById(id); }
+      // a local day as the server names it ("2026-11-23"), drawn as a UTC date
+      function asDate(text) { return new Date(text.slice(0, 10) + "T00:00:00Z"); }
+      // starts come with the location's offset: their clock time is the local time
+      function clockOf(iso) { return iso.slice(11, 16); }
+      function quantityOf(check) { return check.closest("li").querySelector(".book-quantity"); }
+      function chosen(name) {
+        var radio = form.querySelector('input[name="' + name + '"]:checked');
+        return radio ? radio.value : null;
+      }
+      function say(text) {
+        live.textContent = "";
+        window.setTimeout(function () { live.textContent = text; }, 50);
+      }
+
+      function need() {
+        var list = [];
+        checks.forEach(function (check) {
+          if (!check.checked) return;
+          for (var n = Number(quantityOf(check).value); n > 0; n--) list.push(check.value);
+        });
+        return list;
+      }
+
+      function quantitiesFit() {
+        return checks.every(function (check) {
+          if (!check.checked) return true;
+          var input = quantityOf(check);
+          var n = Number(input.value);
+          return Number.isInteger(n) && n >= 1 && n <= Number(input.max);
+        });
+      }
+
+      /* errors -------------------------------------------------------------------------- */
+
+      function controlsOf(key) {
+        var place = byId(places[key]);
+        return place.tagName === "FIELDSET"
+          ? Array.prototype.slice.call(place.querySelectorAll("input"))
+          : [place];
+      }
+
+      function markInvalid(key, text) {
+        byId(places[key] + "-error").textContent = text;
+        var place = byId(places[key]);
+        (place.closest(".field") || place).classList.add("field-invalid");
+        controlsOf(key).forEach(function (c) { c.setAttribute("aria-invalid", "true"); });
+      }
+
+      function clearInvalid(key) {
+        byId(places[key] + "-error").textContent = "";
+        var place = byId(places[key]);
+        (place.closest(".field") || place).classList.remove("field-invalid");
+        controlsOf(key).forEach(function (c) { c.removeAttribute("aria-invalid"); });
+      }
+
+      function clearErrors() {
+        message.textContent = "";
+        Object.keys(places).forEach(clearInvalid);
+      }
+
+      function focusOn(key) {
+        var usable = controlsOf(key).filter(function (c) { return !c.disabled; });
+        var target = usable.filter(function (c) { return c.checked; })[0] || usable[0];
+        if (!target && key === "start") return focusOn("day");
+        if (target) target.focus();
+      }
+
+      function showProblems(problems) {
+        problems.forEach(function (problem) { markInvalid(problem[0], problem[1]); });
+        focusOn(problems[0][0]);
+      }
+
+      // a field the API names in extra[].key ("services[1]" is a service too)
+      function keyOf(apiKey) {
+        var key = String(apiKey || "").replace(/\[\d+\]$/, "");
+        if (key === "service") key = "services";
+        return key !== "day" && Object.prototype.hasOwnProperty.call(places, key) ? key : null;
+      }
+
+      /* days and times ------------------------------------------------------------------ */
+
+      function chip(group, index, value, main, sub) {
+        var label = element("label", "chip");
+        var radio = document.createElement("input");
+        radio.type = "radio";
+        radio.name = group;
+        radio.id = group + "-" + index;
+        radio.value = value;
+        var face = element("span", "chip-face");
+        face.appendChild(element("span", "chip-main", main));
+        if (sub) face.appendChild(element("span", "chip-sub", sub));
+        label.appendChild(radio);
+        label.appendChild(face);
+        return label;
+      }
+
+      function renderTimes(date, keep) {
+        var day = days.filter(function (d) { return d.date === date; })[0];
+        var slots = day ? day.slots : [];
+        timeList.replaceChildren.apply(timeList, slots.map(function (start, i) {
+          var label = chip("book-time", i, start, clockOf(start));
+          label.querySelector("input").checked = start === keep;
+          return label;
+        }));
+        timeHint.textContent = day ? "" : B.choose_day;
+      }
+
+      function renderDays(keepDay, keepStart) {
+        var free = days.filter(function (d) { return d.slots.length; });
+        var day = free.some(function (d) { return d.date === keepDay; }) ? keepDay
+          : free.length ? free[0].date : null;
+        dayList.replaceChildren.apply(dayList, days.map(function (d, i) {
+          var label = chip("book-day", i, d.date, dayName.format(asDate(d.date)),
+            d.slots.length ? fill(B.free, { count: d.slots.length }) : B.none_free);
+          var radio = label.querySelector("input");
+          radio.disabled = !d.slots.length;
+          radio.checked = d.date === day;
+          return label;
+        }));
+        if (!need().length) dayHint.textContent = B.choose_service;
+        else if (!loaded) dayHint.textContent = B.loading;
+        else dayHint.textContent = free.length ? "" : B.no_days;
+        renderTimes(day, day === keepDay ? keepStart : null);
+      }
+
+      /* Ask for the free times of the chosen services; keep the day (and time) if still free. */
+      function loadDays(keepDay, keepStart) {
+        var services = need();
+        var ticket = ++loading;
+        days = [];
+        loaded = false;
+        if (!services.length || !quantitiesFit()) {
+          renderDays();
+          if (services.length) {
+            dayHint.textContent = "";
+            markInvalid("services", B.invalid.quantity);
+          }
+          return Promise.resolve();
+        }
+        renderDays();
+        var query = "location=" + enc(config.location) + services.map(function (s) {
+          return "&service=" + enc(s);
+        }).join("");
+        return api("GET", "/api/v1/availability?" + query).then(function (result) {
+          if (ticket !== loading) return;
+          days = ((result.data && result.data.days) || []).slice(0, 14);
+          loaded = true;
+          renderDays(keepDay, keepStart);
+        }, function (error) {
+          if (ticket !== loading) return;
+          renderDays();
+          if (error.status === 400) markInvalid("services", B.invalid.quantity);
+          else message.textContent = error.message;
+          if (error.status === 401) fail(error);
+        });
+      }
+
+      function askMaxima() {
+        if (maximaAsked) return;
+        maximaAsked = true;
+        api("GET", "/api/v1/services?lang=" + enc(config.lang)).then(function (result) {
+          (result.data || []).forEach(function (service) {
+            checks.forEach(function (check) {
+              if (check.value === service.id) quantityOf(check).max = String(service.max_quantity);
+            });
+          });
+        }, function () { maximaAsked = false; });
+      }
+
+      /* booking ------------------------------------------------------------------------- */
+
+      function serviceList(services) {
+        var counts = {};
+        services.forEach(function (s) { counts[s] = (counts[s] || 0) + 1; });
+        return Object.keys(counts).map(function (s) {
+          return (counts[s] > 1 ? counts[s] + "× " : "") + (config.services[s] || s);
+        }).join(", ");
+      }
+
+      function showDone(appointment, body) {
+        var when = fill(B.when, {
+          date: longDate.format(asDate(appointment.start)), time: clockOf(appointment.start)
+        });
+        var text = fill(B.booked, { code: appointment.code, when: when });
+        if (!box.open) {       // closed while on its way: the code must not get lost
+          showInfo(text);
+          return;
+        }
+        byId("book-code").textContent = appointment.code;
+        byId("book-done-when").textContent = when;
+        byId("book-done-services").textContent = serviceList(appointment.services || body.services);
+        byId("book-done-note").textContent = appointment.status !== "confirmed" ? B.not_confirmed
+          : body.email ? fill(B.mail_sent, { email: body.email }) : B.no_mail;
+        form.hidden = true;
+        done.hidden = false;
+        byId("book-done-heading").focus();
+        say(text);
+      }
+
+      function refused(error, body) {
+        var data = error.data || {};
+        if (error.status === 409 && data.reason === "slot_taken") {
+          message.textContent = B.slot_taken;
+          loadDays(chosen("book-day")).then(function () { focusOn("start"); });
+          return;
+        }
+        var problems = (error.status === 400 && data.extra || []).map(function (item) {
+          var key = keyOf(item.key);
+          return key ? [key, B.invalid[key]] : null;
+        }).filter(Boolean);
+        if (problems.length) {
+          if (problems.some(function (p) { return p[0] === "start"; })) {
+            // the time is no longer bookable (e.g. too soon now): offer what is free now
+            loadDays(chosen("book-day")).then(function () { showProblems(problems); });
+          } else {
+            showProblems(problems);
+          }
+          return;
+        }
+        message.textContent = data.reason === "closed" ? B.closed : error.message;
+        if (error.status === 401) fail(error);
+      }
+
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        if (sending) return;
+        clearErrors();
+        var services = need();
+        var start = chosen("book-time");
+        var name = byId("book-name").value.trim();
+        var problems = [];
+        if (!services.length) problems.push(["services", B.invalid.services]);
+        else if (!quantitiesFit()) problems.push(["services", B.invalid.quantity]);
+        else if (!chosen("book-day")) problems.push(["day", B.invalid.day]);
+        else if (!start) problems.push(["start", B.invalid.start]);
+        if (!name) problems.push(["name", B.invalid.name]);
+        if (problems.length) {
+          showProblems(problems);
+          return;
+        }
+        var body = {
+          location: config.location, services: services, start: start, name: name,
+          language: byId("book-language").value
+        };
+        var phone = byId("book-phone").value.trim();
+        var email = byId("book-email").value.trim();
+        if (phone) body.phone = phone;
+        if (email) body.email = email;
+        sending = true;
+        submit.disabled = true;
+        say(B.booking);
+        api("POST", "/api/v1/appointments", body).then(function (result) {
+          showDone(result.data, body);
+          loadAppointments();
+        }, function (error) {
+          refused(error, body);
+        }).then(function () {
+          sending = false;
+          submit.disabled = false;
+        });
+      });
+
+      /* choosing ------------------------------------------------------------------------ */
+
+      checks.forEach(function (check) {
+        check.addEventListener("change", function () {
+          quantityOf(check).disabled = !check.checked;
+          clearInvalid("services");
+          loadDays(chosen("book-day"));
+        });
+        quantityOf(check).addEventListener("input", function () {
+          clearInvalid("services");
+          loadDays(chosen("book-day"));
+        });
+      });
+      dayList.addEventListener("change", function (event) {
+        clearInvalid("day");
+        clearInvalid("start");
+        renderTimes(event.target.value);
+      });
+      timeList.addEventListener("change", function () { clearInvalid("start"); });
+      ["name", "phone", "email", "language"].forEach(function (key) {
+        byId(places[key]).addEventListener("input", function () { clearInvalid(key); });
+      });
+
+      /* opening and closing ------------------------------------------------------------- */
+
+      function reset() {
+        form.reset();                       // the language goes back to the page's
+        checks.forEach(function (check) { quantityOf(check).disabled = true; });
+        clearErrors();
+        if (checks.length === 1) {          // one service: nothing to choose
+          checks[0].checked = true;
+          quantityOf(checks[0]).disabled = false;
+        }
+        form.hidden = false;
+        done.hidden = true;
+        loadDays();
+      }
+
+      function open() {
+        if (box.open) return;
+        reset();
+        box.showModal();
+        askMaxima();
+        (checks[0] || byId("book-name")).focus();
+      }
+
+      opener.addEventListener("click", open);
+      byId("book-again").addEventListener("click", function () {
+        reset();
+        (checks[0] || byId("book-name")).focus();
+      });
+      box.addEventListener("click", function (event) {
+        if (event.target.closest("button[data-close-book]")) box.close();
+      });
+      box.addEventListener("cancel", function (event) {
+        if (sending) event.preventDefault();  // the answer carries the code: wait for it
+      });
+      box.addEventListener("close", function () {
+        loading += 1;
+        opener.focus();
+      });
+
+      return { key: opener.dataset.key, open: open, isOpen: function () { return box.open; } };
+    }
+
     function typing(target) {
       return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
     }
 
+    var booking = bookingDialog();
+
     document.addEventListener("keydown", function (event) {
       if (event.defaultPrevented || event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
-      if (typing(event.target) || dialog.open || !state) return;
+      if (typing(event.target) || dialog.open || booking.isOpen() || !state) return;
       var key = (event.key || "").toLowerCase();
+      if (key === booking.key) {
+        event.preventDefault();
+        booking.open();
+        return;
+      }
       var candidates = actionButtons.filter(function (b) { return b.dataset.key === key && !b.hidden; });
       if (!candidates.length) return;
       event.preventDefault();
