@@ -909,5 +909,50 @@ async def appointments_on(
     return [DayEntry(a.id, a.code, a.start_at, a.end_at, services[a.id], a.status) for a in rows]
 
 
+async def get_appointment(session: AsyncSession, appointment_id: int) -> Appointment | None:
+    return await session.get(Appointment, appointment_id)
+
+
+async def contact_of(session: AsyncSession, appointment_id: int) -> Contact | None:
+    """The citizen's contact data, None once purged (or for a booking without any)."""
+    return await session.get(Contact, appointment_id)
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    id: int
+    sequence: int
+    start_at: datetime
+    created_at: datetime
+    language: str
+    location_id: str
+
+
+async def upcoming_with_email(
+    session: AsyncSession, now: datetime, until: datetime
+) -> list[Upcoming]:
+    """Confirmed appointments starting after now and up to `until` whose citizen gave an
+    e-mail address (for reminders)."""
+    rows = await session.execute(
+        select(
+            Appointment.id,
+            Appointment.sequence,
+            Appointment.start_at,
+            Appointment.created_at,
+            Appointment.language,
+            Appointment.location_id,
+        )
+        .join(Contact, Contact.appointment_id == Appointment.id)
+        .where(
+            Appointment.status == "confirmed",
+            Appointment.start_at > now,
+            Appointment.start_at <= until,
+            Contact.email.is_not(None),
+        )
+        .order_by(Appointment.id)
+    )
+    return [Upcoming(*row) for row in rows]
+
+
 def is_active(appointment: Appointment) -> bool:
     return appointment.status in ACTIVE_STATUSES

@@ -18,7 +18,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from aufruf.booking.model import Appointment, Contact
+from aufruf.booking import service as booking
 from aufruf.db import Database
 from aufruf.notifications import logic
 from aufruf.notifications.mail import (
@@ -232,26 +232,7 @@ async def queue_reminders(db: Database, rule: logic.ReminderRule, now: datetime)
     per appointment and time (a moved appointment is reminded of its new time)."""
     horizon = now + timedelta(days=rule.days_before + 2)
     async with db.write() as session:
-        rows = (
-            await session.execute(
-                select(
-                    Appointment.id,
-                    Appointment.sequence,
-                    Appointment.start_at,
-                    Appointment.created_at,
-                    Appointment.language,
-                    Appointment.location_id,
-                )
-                .join(Contact, Contact.appointment_id == Appointment.id)
-                .where(
-                    Appointment.status == "confirmed",
-                    Appointment.start_at > now,
-                    Appointment.start_at <= horizon,
-                    Contact.email.is_not(None),
-                )
-                .order_by(Appointment.id)
-            )
-        ).all()
+        rows = await booking.upcoming_with_email(session, now, horizon)
         if not rows:
             return 0
         zones: dict[str, ZoneInfo] = {}

@@ -22,7 +22,7 @@ from babel.dates import format_date, format_time
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aufruf.booking.model import Appointment, Contact
+from aufruf.booking import service as booking
 from aufruf.booking.service import PENDING_HOLD_MINUTES, appointment_token, services_of
 from aufruf.db import pick_text
 from aufruf.notifications.calendar import CalendarEntry, appointment_uid, calendar_file
@@ -118,7 +118,7 @@ async def render_message(
     send any more."""
     if message.appointment_id is None:
         raise NotApplicable("the appointment no longer exists")
-    appointment = await session.get(Appointment, message.appointment_id)
+    appointment = await booking.get_appointment(session, message.appointment_id)
     if appointment is None:
         raise NotApplicable("the appointment no longer exists")
     stale = STALE_WHEN.get(message.kind)
@@ -126,7 +126,7 @@ async def render_message(
         raise NotApplicable(f"no longer applies: the appointment is {appointment.status}")
     if message.kind not in (*CALENDAR_METHOD, "booking_pending", "booking_reminder"):
         raise NotApplicable(f"unknown kind of message {message.kind!r}")
-    contact = await session.get(Contact, appointment.id)
+    contact = await booking.contact_of(session, appointment.id)
     location = await offices.get_location(session, appointment.location_id)
     lang = message.language or appointment.language or "de"
     zone = ZoneInfo(location.timezone if location else "Europe/Berlin")
