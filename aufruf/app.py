@@ -31,6 +31,7 @@ from aufruf.display.sockets import counter_socket
 from aufruf.errors import DomainError, RateLimited
 from aufruf.logs import access_log_middleware, redact
 from aufruf.notifications.outbox import Delivery
+from aufruf.notifications.pages import OutboxPages
 from aufruf.offices.api import DirectoryController
 from aufruf.queue.api import (
     COUNTER_ACTIONS,
@@ -144,6 +145,7 @@ def create_app(
             LoginPages,
             DeskAppointmentController,  # the desk (aufruf.display)
             DeskPages,
+            OutboxPages,  # the outbox for staff (aufruf.notifications)
             counter_socket,
             display_socket,  # the public live views (aufruf.display.public)
             ticket_socket,
