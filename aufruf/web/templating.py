@@ -23,7 +23,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from aufruf.web.i18n import install_i18n, language_context
+from aufruf.web.i18n import PUBLIC_LANGUAGES, install_i18n, language_context
 
 WEB = Path(__file__).resolve().parent
 PACKAGE = WEB.parent
@@ -58,5 +58,10 @@ def static_files_router() -> Router:
 
 
 def page_context(connection: ASGIConnection, **values: Any) -> dict[str, Any]:
-    """The context of a page: what base.html needs, plus `values`."""
+    """The context of a staff page: what base.html needs, plus `values`."""
     return {**language_context(connection), **values}
+
+
+def public_page_context(connection: ASGIConnection, **values: Any) -> dict[str, Any]:
+    """The context of a page citizens see, offered in every public language."""
+    return {**language_context(connection, PUBLIC_LANGUAGES), **values}

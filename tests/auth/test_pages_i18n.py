@@ -103,6 +103,26 @@ def _catalog(language: str):
     return read_po(io.BytesIO(path.read_bytes()), locale=language)
 
 
+def test_a_language_reads_all_its_catalog_files(tmp_path, monkeypatch):
+    from aufruf.web import i18n
+
+    folder = tmp_path / "xx" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    for name, message, text in [("messages", "Hello", "Hallo"), ("kiosk", "Ticket", "Marke")]:
+        (folder / f"{name}.po").write_text(
+            f'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+            f'msgid "{message}"\nmsgstr "{text}"\n',
+            encoding="utf-8",
+        )
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    i18n.translations.cache_clear()
+    try:
+        assert i18n.gettext("xx", "Hello") == "Hallo"
+        assert i18n.gettext("xx", "Ticket") == "Marke"
+    finally:
+        i18n.translations.cache_clear()
+
+
 def test_the_pages_use_messages_at_all():
     assert "Staff sign-in" in _used_messages()
 
