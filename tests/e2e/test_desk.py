@@ -23,23 +23,12 @@ from aufruf.db import Database
 from aufruf.offices.model import Kiosk
 from aufruf.settings import Settings
 from tests.builders import a_location
-from tests.conftest import REQUIRE_ALL, SECRET
+from tests.conftest import SECRET
 from tests.display.live import free_port, live_server
+from tests.e2e.conftest import need_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "correct horse battery"
 WAIT_SECONDS = 20
-
-
-def need_chromium() -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if not missing:
-        return
-    message = "Chromium not installed (apt-get install chromium chromium-driver)"
-    if REQUIRE_ALL:
-        pytest.fail(f"{message}: {', '.join(missing)} missing but AUFRUF_TEST_REQUIRE_ALL=1")
-    pytest.skip(message)
 
 
 async def _prepare(url: str, clock: FixedClock) -> str:
@@ -80,37 +69,6 @@ def server(office: Office) -> Iterator[str]:
     """The base URL of a real server (uvicorn on a free port)."""
     with live_server(office.settings, office.clock) as base:
         yield base
-
-
-@pytest.fixture
-def browser(tmp_path: Path):
-    need_chromium()
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1366,768",
-        "--lang=de-DE",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "de-DE,de"})
-    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def draw(base: str, office: Office, service: str = "pass") -> str:
