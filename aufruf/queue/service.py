@@ -1141,14 +1141,8 @@ async def raise_due_events(
             .order_by(Ticket.id)
         )
     )
-    announced = set(
-        await session.scalars(
-            select(QueueEvent.ticket_id).where(
-                QueueEvent.kind == "due", QueueEvent.ticket_id.in_([t.id for t, _ in rows])
-            )
-        )
-    )
     upcoming: list[datetime] = []
+    due: dict[str, list[Ticket]] = {}
     by_location: dict[str, QueueRules] = {}
     for ticket, start in rows:
         if ticket.location_id not in by_location:
@@ -1156,8 +1150,28 @@ async def raise_due_events(
         due_at = start - by_location[ticket.location_id].order.due_grace
         if due_at > now:
             upcoming.append(due_at)
-        elif ticket.id not in announced:
-            await record(
-                session, change, ticket.location_id, "due", now, ticket=ticket, actor="system"
+        else:
+            due.setdefault(ticket.location_id, []).append(ticket)
+    for location_id in sorted(due):
+        # Another worker may be announcing the same tickets: the location's seq lock, which
+        # writing the event takes anyway, makes the two take turns, and the second one then
+        # sees the first one's events.
+        await session.execute(
+            select(LocationSequence.seq)
+            .where(LocationSequence.location_id == location_id)
+            .with_for_update()
+        )
+        tickets = due[location_id]
+        announced = set(
+            await session.scalars(
+                select(QueueEvent.ticket_id).where(
+                    QueueEvent.kind == "due", QueueEvent.ticket_id.in_([t.id for t in tickets])
+                )
             )
+        )
+        for ticket in tickets:
+            if ticket.id not in announced:
+                await record(
+                    session, change, location_id, "due", now, ticket=ticket, actor="system"
+                )
     return min(upcoming, default=None)

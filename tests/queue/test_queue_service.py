@@ -306,3 +306,69 @@ async def test_twenty_counters_calling_again_and_again_never_fail_nor_share_a_ti
     called = [i for got in await asyncio.gather(*(calls(c) for c in counters)) for i in got]
     assert len(called) == 100
     assert len(set(called)) == 100
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_two_workers_announce_a_due_appointment_once(db):
+    """Two instances' worker loops at the same moment: one "due" event, not two (a race
+    only PostgreSQL has: SQLite lets one writer at a time begin)."""
+    from sqlalchemy import text
+
+    from aufruf.booking.service import BookingRequest, book
+    from tests.conftest import SECRET
+
+    await a_location(db, "due-race")
+    async with db.write() as session:
+        booked = await book(
+            session,
+            SECRET,
+            MONDAY_0900 - timedelta(days=1),
+            BookingRequest(
+                location="due-race",
+                services=["pass"],
+                start=MONDAY_0900,
+                name="E",
+                email="e@example.org",
+            ),
+        )
+    async with db.write() as session:
+        await queue.check_in(
+            session,
+            queue.Change(),
+            MONDAY_0900,
+            "due-race",
+            booked.appointment.code,
+            actor="kiosk",
+        )
+
+    async def second_worker() -> None:
+        async with db.write() as session:
+            await queue.raise_due_events(session, queue.Change(), MONDAY_0900)
+
+    async with db.write() as session:
+        await queue.raise_due_events(session, queue.Change(), MONDAY_0900)
+        racing = asyncio.create_task(second_worker())
+        # the first worker commits only once the second one waits for its lock
+        while not racing.done():
+            async with db.read() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            if waiting:
+                break
+            await asyncio.sleep(0)
+    await racing
+
+    async with db.read() as session:
+        kinds = list(
+            await session.scalars(
+                select(QueueEvent.kind)
+                .where(QueueEvent.location_id == "due-race")
+                .order_by(QueueEvent.seq)
+            )
+        )
+    assert kinds == ["issued", "due"]
