@@ -26,6 +26,7 @@ from aufruf.db import Database
 from aufruf.display.api import DeskAppointmentController
 from aufruf.display.channels import channels_backend
 from aufruf.display.pages import DeskPages
+from aufruf.display.phone import PhoneViewPages
 from aufruf.display.public import DisplaysController, display_socket, ticket_socket
 from aufruf.display.sockets import counter_socket
 from aufruf.display.wall import WallDisplayPage
@@ -152,6 +153,7 @@ def create_app(
             ticket_socket,
             DisplaysController,
             WallDisplayPage,
+            PhoneViewPages,
             static_files_router(),
         ],
         dependencies={
