@@ -26,8 +26,10 @@ from aufruf.db import Database
 from aufruf.display.api import DeskAppointmentController
 from aufruf.display.channels import channels_backend
 from aufruf.display.pages import DeskPages
+from aufruf.display.phone import PhoneViewPages
 from aufruf.display.public import DisplaysController, display_socket, ticket_socket
 from aufruf.display.sockets import counter_socket
+from aufruf.display.wall import WallDisplayPage
 from aufruf.errors import DomainError, RateLimited
 from aufruf.logs import access_log_middleware, redact
 from aufruf.notifications.outbox import Delivery
@@ -150,6 +152,8 @@ def create_app(
             display_socket,  # the public live views (aufruf.display.public)
             ticket_socket,
             DisplaysController,
+            WallDisplayPage,
+            PhoneViewPages,
             static_files_router(),
         ],
         dependencies={
