@@ -35,7 +35,7 @@ from aufruf.auth.guards import CSRF_FIELD, came_over_https
 from aufruf.auth.logic import Actor, csrf_matches, csrf_token
 from aufruf.booking.logic import normalise_code
 from aufruf.clock import Clock
-from aufruf.db import Database
+from aufruf.db import Database, pick_text
 from aufruf.deps import ClockDep, DatabaseDep, EventsDep, SettingsDep
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.kiosk.qr import qr_svg
@@ -363,6 +363,7 @@ async def result(
         services=[names.get(s, s) for s in out.services],
         waiting=wait_sentences(lang, out.people_ahead, out.estimated_wait_minutes),
         appointment_time=appointment_time,
+        place_name=pick_text(place.name, lang) if place is not None else "",
         qr=qr_svg(str(out.status_url), gettext(lang, "QR code of your ticket's live view")),
         languages=[],
     )
