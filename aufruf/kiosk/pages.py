@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time
+from babel.dates import format_time
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath
@@ -33,22 +33,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aufruf.auth import service as auth
 from aufruf.auth.guards import CSRF_FIELD, came_over_https
 from aufruf.auth.logic import Actor, csrf_matches, csrf_token
-from aufruf.booking.logic import normalise_code
+from aufruf.booking.logic import CODE_ALPHABET, normalise_code
 from aufruf.clock import Clock
 from aufruf.db import Database, pick_text
 from aufruf.deps import ClockDep, DatabaseDep, EventsDep, SettingsDep
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.kiosk.qr import qr_svg
+from aufruf.kiosk.texts import check_in_problem, opens_sentence, wait_sentences
 from aufruf.offices import service as offices
 from aufruf.queue import service as queue
 from aufruf.queue.api import public_base, run, ticket_out
 from aufruf.settings import Settings
-from aufruf.web.i18n import PUBLIC_LANGUAGES, gettext, language_of, ngettext
+from aufruf.web.i18n import PUBLIC_LANGUAGES, gettext, language_of
 from aufruf.web.templating import public_page_context
 
 KIOSK_COOKIE = "aufruf_kiosk"
 COOKIE_SECONDS = 400 * 24 * 3600  # the longest a browser keeps a cookie
 IDLE_SECONDS = 30
+# the on-screen keys for the booking code: its characters, digits first
+CODE_KEYS = sorted(CODE_ALPHABET, key=lambda c: (not c.isdigit(), c))
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -92,16 +95,6 @@ async def kiosk_actor(db: Database, clock: Clock, token: str | None, location: s
     return actor
 
 
-def opens_sentence(lang: str, opens: datetime | None, now: datetime) -> str:
-    if opens is None:
-        return gettext(lang, "No tickets are given out at the moment.")
-    values = {"time": format_time(opens, format="short", locale=lang)}
-    if opens.date() == now.astimezone(opens.tzinfo).date():
-        return gettext(lang, "Tickets are given out again today from %(time)s.") % values
-    values["day"] = format_date(opens.date(), format="full", locale=lang)
-    return gettext(lang, "Tickets are given out again on %(day)s from %(time)s.") % values
-
-
 async def start_screen(session: AsyncSession, location_id: str, lang: str, now: datetime) -> Screen:
     """The location's name, its services as tiles, and whether walk-ins are closed now (the
     queue service decides) with when they open again."""
@@ -117,85 +110,6 @@ async def start_screen(session: AsyncSession, location_id: str, lang: str, now: 
     if closed:
         opens = opens_sentence(lang, await offices.next_opening(session, location, now), now)
     return Screen(info.name, [(s, names.get(s, s)) for s in info.services], closed, opens)
-
-
-def check_in_problem(lang: str, exc: NotFound | Conflict, early_minutes: int) -> tuple[str, str]:
-    """The heading and the sentence a visitor reads when check-in fails."""
-    if isinstance(exc, NotFound):
-        return gettext(lang, "Code not found"), gettext(
-            lang,
-            "We cannot find an appointment with this code. Please check the code in your "
-            "confirmation and try again.",
-        )
-    sentences = {
-        "too_early": (
-            gettext(lang, "You are early"),
-            ngettext(
-                lang,
-                "You can check in from %(num)s minute before your appointment. "
-                "Please come back a little later.",
-                "You can check in from %(num)s minutes before your appointment. "
-                "Please come back a little later.",
-                early_minutes,
-            )
-            % {"num": early_minutes},
-        ),
-        "too_late": (
-            gettext(lang, "Your appointment time has passed"),
-            gettext(
-                lang,
-                "We are sorry: you can no longer check in for this appointment. "
-                "You can draw a ticket instead and wait for your turn.",
-            ),
-        ),
-        "wrong_day": (
-            gettext(lang, "Your appointment is on another day"),
-            gettext(lang, "Please look at the date in your confirmation."),
-        ),
-        "wrong_location": (
-            gettext(lang, "Your appointment is at another office"),
-            gettext(lang, "Please go to the office named in your confirmation."),
-        ),
-        "cancelled": (
-            gettext(lang, "This appointment was cancelled"),
-            gettext(lang, "You can draw a ticket or book a new appointment."),
-        ),
-        "already_checked_in": (
-            gettext(lang, "You have already checked in"),
-            gettext(
-                lang,
-                "Your number has been given out already. Please wait until it is called.",
-            ),
-        ),
-    }
-    fallback = (gettext(lang, "Check-in is not possible"), gettext(lang, "Please ask the staff."))
-    return sentences.get(exc.reason or "", fallback)
-
-
-def wait_sentences(lang: str, ahead: int | None, minutes: int | None) -> list[str]:
-    said = []
-    if ahead == 0:
-        said.append(gettext(lang, "Nobody is ahead of you."))
-    elif ahead is not None:
-        said.append(
-            ngettext(
-                lang, "%(num)s person is ahead of you.", "%(num)s people are ahead of you.", ahead
-            )
-            % {"num": ahead}
-        )
-    if minutes is not None and ahead:
-        said.append(
-            ngettext(
-                lang,
-                "About %(num)s minute of waiting.",
-                "About %(num)s minutes of waiting.",
-                minutes,
-            )
-            % {"num": minutes}
-        )
-    elif ahead:
-        said.append(gettext(lang, "The waiting time cannot be estimated yet."))
-    return said
 
 
 def form_token_ok(settings: Settings, token: str | None, given: object) -> bool:
@@ -410,6 +324,7 @@ class KioskPages(Controller):
             token,
             screen=screen,
             home="lang" not in request.query_params,
+            code_keys=CODE_KEYS,
         )
 
     @post("/tickets", summary="Draw a ticket at the kiosk")

@@ -201,3 +201,24 @@ def test_start_and_result_screens_pass_axe(office, server, browser, lang):
     tap_tile(browser, "pass")
     assert shown_number(browser) == "A001"
     assert axe_violations(browser) == []
+
+
+def test_on_screen_keys_type_the_code_on_a_screen_without_a_keyboard(office, server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_kiosk(browser, server, office, lang="ar")
+    keypad = browser.find_element(By.ID, "keypad")
+    assert not keypad.is_displayed()
+
+    browser.find_element(By.ID, "code").click()
+    WebDriverWait(browser, WAIT_SECONDS).until(shows.visibility_of(keypad))
+    assert axe_violations(browser) == []
+    for key in office.code + "9":
+        browser.find_element(By.CSS_SELECTOR, f'#keypad [data-key="{key}"]').click()
+    browser.find_element(By.CSS_SELECTOR, "#keypad [data-erase]").click()  # one too many
+    assert browser.find_element(By.ID, "code").get_attribute("value") == office.code
+    browser.find_element(By.CSS_SELECTOR, "button.check-in").click()
+
+    assert shown_number(browser) == "T001"

@@ -5,7 +5,9 @@
  *   device's own language (the attribute is read each time, so it can be changed live);
  * - a form is sent once, however often a tile is tapped;
  * - a barcode or QR scanner that "types" the booking code followed by Enter reaches the code
- *   field even when nothing has the focus.
+ *   field even when nothing has the focus;
+ * - a tap into the code field opens on-screen keys for the code's characters (a touch screen
+ *   has no keyboard); a hardware keyboard or scanner still types as before.
  * No dependencies.
  */
 (function () {
@@ -57,6 +59,28 @@
       form.setAttribute("aria-busy", "true");
     });
   });
+
+  var keypad = document.getElementById("keypad");
+  if (scannerField && keypad) {
+    scannerField.setAttribute("inputmode", "none"); // no second keyboard from the system
+    scannerField.addEventListener("focus", function () {
+      if (!keypad.hidden) return;
+      keypad.hidden = false;
+      keypad.scrollIntoView({ block: "nearest" });
+    });
+    keypad.addEventListener("pointerdown", function (event) {
+      event.preventDefault(); // the code field keeps the focus
+    });
+    keypad.addEventListener("click", function (event) {
+      var key = event.target.closest("button");
+      if (!key) return;
+      var value = scannerField.value;
+      scannerField.value = key.hasAttribute("data-erase")
+        ? value.slice(0, -1)
+        : value + key.getAttribute("data-key");
+      scannerField.focus();
+    });
+  }
 
   if (scannerField) {
     document.addEventListener("keydown", function (event) {
