@@ -411,3 +411,27 @@ async def test_on_a_public_holiday_the_next_opening_skips_it(client, db, clock):
 
     # the 25th and 26th are holidays in NRW, then a weekend
     assert "Wartenummern gibt es wieder am Montag, 28. Dezember 2026 ab 08:00 Uhr." in page
+
+
+async def test_the_demo_offices_name_their_services_in_every_kiosk_language(client, db, clock):
+    from aufruf.offices.config import DEMO_FILE
+    from aufruf.offices.importer import import_file
+
+    clock.set(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Berlin
+    await import_file(db, DEMO_FILE, clock.now())
+    token = await a_token(db, clock, "kiosk", location="buergeramt-mitte")
+    await client.get("/kiosk/buergeramt-mitte", params={"token": token})
+
+    tiles = {}
+    for lang in ("de", "en", "tr", "ru", "uk", "ar"):
+        page = await client.get("/kiosk/buergeramt-mitte", params={"lang": lang})
+        tiles[lang] = re.findall(r'value="personalausweis">([^<]+)<', page.text)
+
+    assert tiles == {
+        "de": ["Personalausweis beantragen"],
+        "en": ["Apply for an ID card"],
+        "tr": ["Kimlik kartı başvurusu"],
+        "ru": ["Оформить удостоверение личности"],
+        "uk": ["Оформити посвідчення особи"],
+        "ar": ["طلب بطاقة هوية شخصية"],
+    }
