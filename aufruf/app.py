@@ -31,6 +31,7 @@ from aufruf.display.public import DisplaysController, display_socket, ticket_soc
 from aufruf.display.sockets import counter_socket
 from aufruf.display.wall import WallDisplayPage
 from aufruf.errors import DomainError, RateLimited
+from aufruf.kiosk.pages import KioskPages
 from aufruf.logs import access_log_middleware, redact
 from aufruf.notifications.outbox import Delivery
 from aufruf.notifications.pages import OutboxPages
@@ -148,6 +149,7 @@ def create_app(
             DeskAppointmentController,  # the desk (aufruf.display)
             DeskPages,
             OutboxPages,  # the outbox for staff (aufruf.notifications)
+            KioskPages,  # the kiosk's touch screen (aufruf.kiosk)
             counter_socket,
             display_socket,  # the public live views (aufruf.display.public)
             ticket_socket,

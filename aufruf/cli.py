@@ -179,6 +179,7 @@ def _demo(settings: Settings, host: str, port: int) -> None:
         ("/api/v1/availability?location=buergeramt-mitte&service=personalausweis", "free times"),
         ("/login", "staff sign-in"),
         ("/desk", "the clerk's desk (after sign-in)"),
+        ("/kiosk/buergeramt-mitte?token=…", "the kiosk (with the token printed below)"),
         ("/schema", "the API documentation (OpenAPI)"),
         ("/health", "health check"),
     ]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 from sqlalchemy import select
@@ -130,6 +131,32 @@ async def closed_days_of(
         )
     )
     return closed_days(location, closures, first, last)
+
+
+async def next_opening(
+    session: AsyncSession, location: Location, now: datetime, days: int = 14
+) -> datetime | None:
+    """When the location's next opening window starts after `now`, on a day it is not closed
+    (closures, public holidays), looking `days` ahead; None when it does not open by then."""
+    zone = ZoneInfo(location.timezone)
+    local = now.astimezone(zone)
+    opens_at: dict[int, list] = defaultdict(list)
+    for weekday, opens in await session.execute(
+        select(OpeningWindow.weekday, OpeningWindow.opens)
+        .where(OpeningWindow.location_id == location.id)
+        .order_by(OpeningWindow.weekday, OpeningWindow.opens)
+    ):
+        opens_at[weekday].append(opens)
+    closed = await closed_days_of(session, location, local.date(), local.date() + timedelta(days))
+    for offset in range(days + 1):
+        day = local.date() + timedelta(days=offset)
+        if day in closed:
+            continue
+        for opens in opens_at[day.weekday()]:
+            start = datetime.combine(day, opens, tzinfo=zone)
+            if start > local:
+                return start
+    return None
 
 
 async def location_rules(

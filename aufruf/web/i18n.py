@@ -120,7 +120,9 @@ def translations(language: str) -> Translations:
         buffer = io.BytesIO()
         write_mo(buffer, catalog)
         buffer.seek(0)
-        merged.merge(Translations(fp=buffer))
+        part = Translations(fp=buffer)
+        merged.merge(part)
+        merged.plural = part.plural  # merge() keeps the messages, not the plural rule
     return merged
 
 

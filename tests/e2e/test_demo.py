@@ -50,7 +50,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         process = subprocess.Popen(
             [sys.executable, "-m", "aufruf.cli", "demo", "--port", str(port)],
             cwd=tmp_path,
-            env={"PATH": "/usr/bin:/bin"},
+            # this checkout's aufruf, whichever one the interpreter has installed
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -101,3 +102,18 @@ def test_demo_books_and_logs_no_secret(demo):
     token = created.json()["token"]
     assert httpx.get(f"{base}/api/v1/appointments/{token}").json()["start"] == start
     assert token not in log.read_text()
+
+
+def test_the_demo_kiosk_opens_with_the_printed_token(demo):
+    base, log = demo
+    printed = log.read_text()
+    kiosk = next(line for line in printed.splitlines() if "kiosk token" in line).split()[-1]
+    with httpx.Client(base_url=base) as browser:
+        registered = browser.get("/kiosk/buergeramt-mitte", params={"token": kiosk})
+        start = browser.get("/kiosk/buergeramt-mitte")
+    assert registered.status_code == 303
+    assert start.status_code == 200
+    assert "Ich habe einen Termin" in start.text
+    # the services as tiles, or "closed" outside the hours for walk-ins
+    assert "Personalausweis beantragen" in start.text or "Geschlossen" in start.text
+    assert kiosk not in log.read_text()[len(printed) :]  # the access log keeps it out

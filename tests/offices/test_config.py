@@ -118,7 +118,7 @@ def test_demo_keeps_counters_for_walk_ins_and_prints_at_every_kiosk() -> None:
         assert open_days == {"mon", "tue", "wed", "thu", "fri"}, location.id
 
 
-def test_demo_texts_exist_in_german_and_english() -> None:
+def test_demo_texts_exist_in_german_and_english_at_least() -> None:
     directory = load_directory(DEMO_FILE)
     texts = [a.name for a in directory.authorities] + [g.name for g in directory.service_groups]
     for service in directory.services:
@@ -126,7 +126,7 @@ def test_demo_texts_exist_in_german_and_english() -> None:
     for location in directory.locations:
         texts += [location.name, location.note] + [c.reason for c in location.closures]
 
-    assert all(set(t) == {"de", "en"} and all(t.values()) for t in texts)
+    assert all({"de", "en"} <= set(t) and all(t.values()) for t in texts)
 
 
 def test_demo_shows_both_kinds_of_caps() -> None:

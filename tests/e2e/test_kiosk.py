@@ -1,0 +1,224 @@
+"""The kiosk in a real browser (headless Chromium through selenium) against a real server:
+registered by its token, a tap on a tile draws a ticket whose number and QR code are on the
+screen (the QR code read back from a screenshot with zbar), a scanner checks in by typing the
+code and Enter, the screen returns to the start after the idle time, and axe-core finds no
+WCAG 2.1 AA violation on the start and result screens in German and Arabic."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from aufruf import migrate
+from aufruf.auth.service import create_token
+from aufruf.booking.service import BookingRequest, book
+from aufruf.clock import FixedClock
+from aufruf.db import Database
+from aufruf.offices.model import Kiosk
+from aufruf.queue.model import Ticket
+from aufruf.queue.service import ticket_token
+from aufruf.settings import Settings
+from tests.builders import a_location
+from tests.conftest import SECRET
+from tests.display.live import live_server
+from tests.e2e.conftest import axe_violations, need_chromium
+
+WAIT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Office:
+    settings: Settings
+    clock: FixedClock
+    kiosk: str  # the kiosk's token
+    code: str  # the booking code of an appointment at 09:10 today
+
+
+async def _prepare(url: str, clock: FixedClock) -> tuple[str, str]:
+    db = Database(url)
+    try:
+        await migrate.upgrade(db.engine)
+        await a_location(db, "amt", services={"pass": 10, "other": 10}, counters=2)
+        async with db.write() as session:
+            session.add(Kiosk(id="amt-kiosk", location_id="amt", name="Eingang", active=True))
+            await session.flush()
+            token = (await create_token(session, clock.now(), role="kiosk", location="amt")).token
+            booked = await book(
+                session,
+                SECRET,
+                clock.now() - timedelta(days=2),
+                BookingRequest(
+                    location="amt",
+                    services=["pass"],
+                    start=datetime(2026, 11, 23, 8, 10, tzinfo=UTC),
+                    name="Erika Muster",
+                    email="erika@example.org",
+                ),
+            )
+        return token, booked.appointment.code
+    finally:
+        await db.dispose()
+
+
+async def _tickets(url: str) -> list[Ticket]:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            return list(await session.scalars(select(Ticket).order_by(Ticket.id)))
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def office(tmp_path: Path) -> Office:
+    need_chromium()
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Berlin
+    url = f"sqlite+aiosqlite:///{tmp_path / 'aufruf.db'}"
+    token, code = asyncio.run(_prepare(url, clock))
+    settings = Settings(database_url=url, secret_key=SECRET, booking_rate_limit=0)
+    return Office(settings, clock, token, code)
+
+
+@pytest.fixture
+def server(office: Office) -> Iterator[str]:
+    with live_server(office.settings, office.clock) as base:
+        yield base
+
+
+def tickets(office: Office) -> list[Ticket]:
+    return asyncio.run(_tickets(office.settings.database_url))
+
+
+def open_kiosk(browser, base: str, office: Office, lang: str | None = None) -> None:
+    """Register the browser as the kiosk, as its start command does; the token leaves the URL."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    query = f"&lang={lang}" if lang else ""
+    browser.get(f"{base}/kiosk/amt?token={office.kiosk}{query}")
+    wait = WebDriverWait(browser, WAIT_SECONDS)
+    wait.until(shows.url_to_be(f"{base}/kiosk/amt" + (f"?lang={lang}" if lang else "")))
+    wait.until(shows.presence_of_element_located((By.ID, "code")))
+    assert office.kiosk not in browser.current_url
+
+
+def shown_number(browser) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    found = WebDriverWait(browser, WAIT_SECONDS).until(
+        shows.visibility_of_element_located((By.ID, "ticket-number"))
+    )
+    return found.text
+
+
+def tap_tile(browser, service: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, f'button.tile[value="{service}"]').click()
+
+
+def qr_codes_on_screen(browser) -> list[str]:
+    from PIL import Image
+    from pyzbar.pyzbar import decode
+
+    picture = Image.open(io.BytesIO(browser.get_screenshot_as_png()))
+    return [found.data.decode() for found in decode(picture)]
+
+
+def test_a_tap_on_a_tile_shows_the_tickets_number_and_a_readable_qr_code(office, server, browser):
+    open_kiosk(browser, server, office)
+
+    tap_tile(browser, "pass")
+    number = shown_number(browser)
+
+    [ticket] = tickets(office)
+    assert number == ticket.number == "A001"
+    assert ticket.kiosk_id == "amt-kiosk"
+    # the whole screenshot of the window, as a phone's camera sees the screen
+    assert qr_codes_on_screen(browser) == [f"{server}/t/{ticket_token(SECRET, ticket)}"]
+    assert "Niemand ist vor Ihnen." in browser.page_source
+
+
+def test_a_scanner_checks_in_by_typing_the_code_and_enter(office, server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    open_kiosk(browser, server, office)
+
+    # a scanner is a keyboard: it types into whatever has the focus (here: nothing)
+    typed = f"{office.code[:3].lower()}{office.code[3:]}"
+    ActionChains(browser).send_keys(typed + Keys.ENTER).perform()
+
+    assert shown_number(browser) == "T001"
+    assert [t.number for t in tickets(office)] == ["T001"]
+    assert "Ihr Termin: 09:10" in browser.page_source
+
+
+def test_the_kiosk_returns_to_the_start_in_its_own_language_when_left_alone(
+    office, server, browser
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_kiosk(browser, server, office, lang="tr")
+    tap_tile(browser, "other")
+    assert shown_number(browser) == "A001"
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "tr"
+
+    # the idle time comes from the page; a short one, then one touch to start counting
+    browser.execute_script(
+        "document.querySelector('[data-idle-seconds]').setAttribute('data-idle-seconds', '1');"
+    )
+    browser.find_element(By.ID, "ticket-number").click()
+
+    WebDriverWait(browser, WAIT_SECONDS).until(shows.url_to_be(f"{server}/kiosk/amt"))
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        shows.presence_of_element_located((By.CSS_SELECTOR, "button.tile"))
+    )
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de"
+    assert browser.find_elements(By.ID, "ticket-number") == []
+
+
+@pytest.mark.parametrize("lang", ["de", "ar"])
+def test_start_and_result_screens_pass_axe(office, server, browser, lang):
+    from selenium.webdriver.common.by import By
+
+    open_kiosk(browser, server, office, lang=lang)
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == lang
+    assert axe_violations(browser) == []
+
+    tap_tile(browser, "pass")
+    assert shown_number(browser) == "A001"
+    assert axe_violations(browser) == []
+
+
+def test_on_screen_keys_type_the_code_on_a_screen_without_a_keyboard(office, server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_kiosk(browser, server, office, lang="ar")
+    keypad = browser.find_element(By.ID, "keypad")
+    assert not keypad.is_displayed()
+
+    browser.find_element(By.ID, "code").click()
+    WebDriverWait(browser, WAIT_SECONDS).until(shows.visibility_of(keypad))
+    assert axe_violations(browser) == []
+    for key in office.code + "9":
+        browser.find_element(By.CSS_SELECTOR, f'#keypad [data-key="{key}"]').click()
+    browser.find_element(By.CSS_SELECTOR, "#keypad [data-erase]").click()  # one too many
+    assert browser.find_element(By.ID, "code").get_attribute("value") == office.code
+    browser.find_element(By.CSS_SELECTOR, "button.check-in").click()
+
+    assert shown_number(browser) == "T001"
