@@ -20,6 +20,8 @@ from aufruf.auth.api import SECURITY_SCHEMES, MeController
 from aufruf.auth.guards import provide_actor
 from aufruf.auth.pages import LoginPages
 from aufruf.booking.api import AppointmentController, AvailabilityController
+from aufruf.booking.manage import ManagePages
+from aufruf.booking.pages import BookingPages
 from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock, SystemClock
 from aufruf.db import Database
@@ -146,6 +148,8 @@ def create_app(
             DeskAppointmentController,  # the desk (aufruf.display)
             DeskPages,
             OutboxPages,  # the outbox for staff (aufruf.notifications)
+            BookingPages,  # the booking site and the citizen's appointment (aufruf.booking)
+            ManagePages,
             counter_socket,
             display_socket,  # the public live views (aufruf.display.public)
             ticket_socket,

@@ -99,8 +99,17 @@ def _used_messages() -> set[str | tuple[str, str]]:
 
 
 def _catalog(language: str):
-    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    return read_po(io.BytesIO(path.read_bytes()), locale=language)
+    """Every catalog file of the language read into one (each area keeps its own file)."""
+    merged = None
+    for path in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
+        catalog = read_po(io.BytesIO(path.read_bytes()), locale=language)
+        if merged is None:
+            merged = catalog
+            continue
+        for message in catalog:
+            if message.id:
+                merged[message.id] = message
+    return merged
 
 
 def test_a_language_reads_all_its_catalog_files(tmp_path, monkeypatch):
