@@ -263,6 +263,8 @@ async def test_the_booking_keeps_the_language_of_the_page(db, client):
     assert appointment.language == "ar"
     assert '<html lang="ar" dir="rtl">' in page
     assert "تم حجز موعدك" in page
+    assert "<dt>رمز الحجز</dt>" in page  # the appointment's facts too, not only the heading
+    assert "Buchungscode" not in page
 
 
 async def test_form_errors_are_tied_to_their_fields_and_the_entries_kept(db, client):

@@ -77,7 +77,7 @@ async def test_cancelling_asks_first_and_then_frees_the_time(db, client):
 
     assert done.status_code == 303
     assert (await status_of(db))[0] == "cancelled"
-    assert "Ihr Termin wurde abgesagt." in page
+    assert "Ihr Termin wurde abgesagt.</p>" in page
     assert f'href="/a/{token}/cancel"' not in page
     assert TUESDAY_0900 in await free_on_tuesday(client)
 
