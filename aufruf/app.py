@@ -20,6 +20,9 @@ from aufruf.auth.api import SECURITY_SCHEMES, MeController
 from aufruf.auth.guards import provide_actor
 from aufruf.auth.pages import LoginPages
 from aufruf.booking.api import AppointmentController, AvailabilityController
+from aufruf.booking.legal import LegalPages
+from aufruf.booking.manage import ManagePages
+from aufruf.booking.pages import BookingPages
 from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock, SystemClock
 from aufruf.db import Database
@@ -150,6 +153,9 @@ def create_app(
             DeskPages,
             OutboxPages,  # the outbox for staff (aufruf.notifications)
             KioskPages,  # the kiosk's touch screen (aufruf.kiosk)
+            BookingPages,  # the booking site and the citizen's appointment (aufruf.booking)
+            ManagePages,
+            LegalPages,
             counter_socket,
             display_socket,  # the public live views (aufruf.display.public)
             ticket_socket,

@@ -58,6 +58,7 @@ class Settings:
     max_active_appointments_per_email: int = 3
     retention_days: int = 7
     reminder: str = "-1d 18:00"  # when reminders go out: days before and local time, or "off"
+    site_texts: str | None = None  # a file with the texts of /imprint, /privacy, /accessibility
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,8 +108,10 @@ class Settings:
             max_active_appointments_per_email=_int(env, "AUFRUF_MAX_ACTIVE_APPOINTMENTS", 3, 1),
             retention_days=_int(env, "AUFRUF_RETENTION_DAYS", 7),
             reminder=env.get("AUFRUF_REMINDER") or cls.reminder,
+            site_texts=env.get("AUFRUF_SITE_TEXTS") or None,
         )
         _check_mail(settings)
+        _check_site_texts(settings)
         if settings.secret_key:
             if len(settings.secret_key) < 32:
                 raise SettingsError("AUFRUF_SECRET_KEY must be at least 32 characters long")
@@ -143,6 +146,15 @@ def _check_mail(settings: Settings) -> None:
         parse_reminder_rule(settings.reminder)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def _check_site_texts(settings: Settings) -> None:
+    from aufruf.booking.legal import SiteTextsError, site_texts
+
+    try:
+        site_texts(settings.site_texts)
+    except SiteTextsError as exc:
+        raise SettingsError(f"AUFRUF_SITE_TEXTS: {exc}") from None
 
 
 def _stored_secret(settings: Settings) -> str:

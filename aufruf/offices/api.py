@@ -33,6 +33,7 @@ class ServiceOut(msgspec.Struct):
     duration_minutes: int
     max_quantity: int
     bring: str
+    note: str = ""
 
 
 class DirectoryController(Controller):

@@ -36,6 +36,12 @@ class LocationInfo:
 
 
 @dataclass(frozen=True)
+class AuthorityInfo:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ServiceInfo:
     id: str
     name: str
@@ -43,6 +49,20 @@ class ServiceInfo:
     duration_minutes: int
     max_quantity: int
     bring: str
+    note: str = ""
+
+
+async def list_authorities(session: AsyncSession, language: str = "de") -> list[AuthorityInfo]:
+    """Active authorities that offer at least one active service, in the file's order."""
+    rows = await session.scalars(
+        select(Authority)
+        .where(
+            Authority.active,
+            Authority.id.in_(select(Service.authority_id).where(Service.active)),
+        )
+        .order_by(Authority.position, Authority.id)
+    )
+    return [AuthorityInfo(id=row.id, name=pick_text(row.name, language)) for row in rows]
 
 
 async def list_locations(session: AsyncSession, language: str = "de") -> list[LocationInfo]:
@@ -86,6 +106,7 @@ async def list_services(session: AsyncSession, language: str = "de") -> list[Ser
             duration_minutes=row.duration_minutes,
             max_quantity=row.max_quantity,
             bring=pick_text(row.bring, language),
+            note=pick_text(row.note, language),
         )
         for row in rows
     ]

@@ -184,9 +184,9 @@ def language_context(
     """What every page's base layout needs: lang, dir and the language switch; citizens' pages
     pass `offered=PUBLIC_LANGUAGES`."""
     lang = language_of(connection, offered)
-    query = {k: v for k, v in connection.query_params.items() if k != "lang"}
+    query = [(k, v) for k, v in connection.query_params.multi_items() if k != "lang"]
     switch = []
     for code, language in offered.items():
-        url = f"{connection.url.path}?{urlencode({**query, 'lang': code})}"
+        url = f"{connection.url.path}?{urlencode([*query, ('lang', code)])}"
         switch.append({"code": code, "name": language.name, "url": url, "current": code == lang})
     return {"lang": lang, "dir": offered[lang].direction, "languages": switch}
