@@ -107,6 +107,7 @@ async def _worker(settings: Settings) -> None:
     from aufruf.clock import SystemClock
     from aufruf.db import Database
     from aufruf.notifications.outbox import Delivery
+    from aufruf.printer.delivery import PrintDelivery
     from aufruf.ratelimit import RateLimiter
     from aufruf.worker import Worker
 
@@ -118,7 +119,8 @@ async def _worker(settings: Settings) -> None:
     limiter = RateLimiter(db, settings.redis_url)
     try:
         delivery = Delivery.from_settings(db, settings)
-        await Worker(db, SystemClock(), limiter, delivery=delivery).run(stop)
+        printing = PrintDelivery.from_settings(db, settings)
+        await Worker(db, SystemClock(), limiter, delivery=delivery, printing=printing).run(stop)
     finally:
         await limiter.close()
         await db.dispose()

@@ -10,10 +10,13 @@ import pytest
 from aufruf.auth import service as auth
 from aufruf.clock import FixedClock
 from aufruf.db import Database
-from aufruf.offices.model import Kiosk, Printer
+from aufruf.offices.model import Kiosk, Location, Printer, Service
 from tests.builders import a_location
 
 LOCATION = "amt"
+OFFICE_NAME = "Bürgeramt Süd"
+SERVICE_NAME = "Reisepass (37 €)"
+PUBLIC = "https://termine.stadt.example"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ async def a_printing_office(
     await a_location(db, LOCATION, hours="07:00-18:00", services={"pass": 10, "melde": 5})
     await a_location(db, "other", services={"other": 10})
     async with db.write() as session:
+        (await session.get(Location, LOCATION)).name = {"de": OFFICE_NAME, "en": "Citizens' office"}
+        (await session.get(Service, "pass")).name = {"de": SERVICE_NAME, "en": "Passport"}
         for printer_id, target, width in (
             ("drucker-a", target_a, width_a),
             ("drucker-b", target_b, width_b),
