@@ -34,6 +34,7 @@ from aufruf.notifications.outbox import Delivery
 from aufruf.notifications.pages import OutboxPages
 from aufruf.offices.api import DirectoryController
 from aufruf.printer.delivery import PrintDelivery
+from aufruf.printer.sockets import printer_socket
 from aufruf.queue.api import (
     COUNTER_ACTIONS,
     CounterController,
@@ -152,6 +153,7 @@ def create_app(
             display_socket,  # the public live views (aufruf.display.public)
             ticket_socket,
             DisplaysController,
+            printer_socket,  # the printer agents (aufruf.printer)
             static_files_router(),
         ],
         dependencies={

@@ -391,6 +391,10 @@ async def note_printer(
     )
 
 
+async def printer_status(session: AsyncSession, printer_id: str) -> PrinterStatus | None:
+    return await session.get(PrinterStatus, printer_id)
+
+
 @dataclass(frozen=True)
 class PrinterState:
     id: str
