@@ -39,6 +39,8 @@ from aufruf.logs import access_log_middleware, redact
 from aufruf.notifications.outbox import Delivery
 from aufruf.notifications.pages import OutboxPages
 from aufruf.offices.api import DirectoryController
+from aufruf.printer.delivery import PrintDelivery
+from aufruf.printer.sockets import printer_socket
 from aufruf.queue.api import (
     COUNTER_ACTIONS,
     CounterController,
@@ -124,7 +126,8 @@ def create_app(
         task = None
         if run_worker:
             delivery = Delivery.from_settings(database, settings)
-            worker = Worker(database, the_clock, limiter, events, delivery)
+            printing = PrintDelivery.from_settings(database, settings)
+            worker = Worker(database, the_clock, limiter, events, delivery, printing)
             task = asyncio.create_task(worker.run(stop))
         try:
             yield
@@ -162,6 +165,7 @@ def create_app(
             DisplaysController,
             WallDisplayPage,
             PhoneViewPages,
+            printer_socket,  # the printer agents (aufruf.printer)
             static_files_router(),
         ],
         dependencies={

@@ -1,4 +1,5 @@
-"""The `aufruf` command (CONTRACT.md): serve, demo, db, seed, offices, worker, purge."""
+"""The `aufruf` command (CONTRACT.md): serve, demo, db, seed, offices, worker, purge,
+printer-agent."""
 
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ async def _worker(settings: Settings) -> None:
     from aufruf.clock import SystemClock
     from aufruf.db import Database
     from aufruf.notifications.outbox import Delivery
+    from aufruf.printer.delivery import PrintDelivery
     from aufruf.ratelimit import RateLimiter
     from aufruf.worker import Worker
 
@@ -118,7 +120,8 @@ async def _worker(settings: Settings) -> None:
     limiter = RateLimiter(db, settings.redis_url)
     try:
         delivery = Delivery.from_settings(db, settings)
-        await Worker(db, SystemClock(), limiter, delivery=delivery).run(stop)
+        printing = PrintDelivery.from_settings(db, settings)
+        await Worker(db, SystemClock(), limiter, delivery=delivery, printing=printing).run(stop)
     finally:
         await limiter.close()
         await db.dispose()
@@ -195,6 +198,15 @@ def _demo(settings: Settings, host: str, port: int) -> None:
     _serve(settings, host, port, 1, True)
 
 
+def _printer_agent(args: argparse.Namespace) -> None:
+    from aufruf.printer.agent import AgentStopped, run_agent
+
+    try:
+        asyncio.run(run_agent(args.server, args.token or "", args.printer, args.state))
+    except AgentStopped as exc:
+        raise SystemExit(f"aufruf printer-agent: {exc}") from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aufruf", description="Appointments and queues for public offices"
@@ -219,6 +231,15 @@ def parser() -> argparse.ArgumentParser:
     offices_sub.add_parser("export", help="print the directory as TOML")
     sub.add_parser("worker", help="run the worker loop alone")
     sub.add_parser("purge", help="delete personal data past its retention date now")
+    agent = sub.add_parser("printer-agent", help="print the jobs of one printer, beside it")
+    agent.add_argument("--server", required=True, help="the server's base, e.g. https://host")
+    agent.add_argument(
+        "--token",
+        default=os.environ.get("AUFRUF_PRINTER_TOKEN"),
+        help="the printer's token (or AUFRUF_PRINTER_TOKEN)",
+    )
+    agent.add_argument("--printer", required=True, help="net:HOST[:PORT], usb:VID:PID, …")
+    agent.add_argument("--state", type=Path, help="where printed job ids are remembered")
     from aufruf.auth.cli import add_commands as add_auth_commands
 
     add_auth_commands(sub)  # user create, token create|list|revoke
@@ -230,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = parser().parse_args(argv)
+    if args.command == "printer-agent":  # runs beside the printer: no server settings
+        _printer_agent(args)
+        return
     try:
         settings = _settings()
         run(args, settings)

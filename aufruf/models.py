@@ -5,6 +5,7 @@ from aufruf.booking import model as booking_model
 from aufruf.db import Base
 from aufruf.notifications import model as notifications_model
 from aufruf.offices import model as offices_model
+from aufruf.printer import model as printer_model
 from aufruf.queue import model as queue_model
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "booking_model",
     "notifications_model",
     "offices_model",
+    "printer_model",
     "queue_model",
 ]

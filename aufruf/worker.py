@@ -13,6 +13,7 @@ from aufruf.booking import service as booking
 from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.notifications.outbox import Delivery
+from aufruf.printer.delivery import PrintDelivery
 from aufruf.queue import service as queue
 from aufruf.queue.events import EventHub
 from aufruf.ratelimit import RateLimiter
@@ -21,6 +22,7 @@ log = logging.getLogger("aufruf.worker")
 
 TICK_SECONDS = 15.0
 PURGE_EVERY = timedelta(hours=1)
+PRINT_POLL_SECONDS = 1.0  # direct printers: a ticket comes out within about a second
 
 
 class Worker:
@@ -31,9 +33,11 @@ class Worker:
         limiter: RateLimiter | None = None,
         events: EventHub | None = None,
         delivery: Delivery | None = None,
+        printing: PrintDelivery | None = None,
     ) -> None:
         self.db = db
         self.delivery = delivery  # the e-mail outbox and reminders
+        self.printing = printing  # print jobs of direct printers
         self.clock = clock
         self.limiter = limiter
         self.events = events or EventHub(None)
@@ -50,6 +54,8 @@ class Worker:
         await self.queue_timers(now)
         if self.delivery is not None:
             await self.delivery.run(now)
+        if self.printing is not None:
+            await self.printing.sweep(now)
         if self.last_purge is None or now - self.last_purge >= PURGE_EVERY:
             deleted = await purge(self.db, now)
             if deleted:
@@ -78,8 +84,25 @@ class Worker:
             return TICK_SECONDS
         return max(0.5, min(TICK_SECONDS, (self.next_due - self.clock.now()).total_seconds()))
 
+    async def print_jobs(self, stop: asyncio.Event) -> None:
+        """Deliver direct printers' jobs as they come: a cheap read of the earliest due time
+        every PRINT_POLL_SECONDS (this loop runs without channels in `aufruf worker` too)."""
+        while self.printing is not None and not stop.is_set():
+            try:
+                due = await self.printing.next_due()
+                now = self.clock.now()
+                if due is not None and due <= now:
+                    await self.printing.run(now)
+            except Exception:
+                log.exception("printing failed; trying again shortly")
+            try:
+                await asyncio.wait_for(stop.wait(), PRINT_POLL_SECONDS)
+            except TimeoutError:
+                pass
+
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started")
+        printer_loop = asyncio.create_task(self.print_jobs(stop))
         while not stop.is_set():
             try:
                 await self.tick()
@@ -89,6 +112,7 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), self.seconds_to_next())
             except TimeoutError:
                 pass
+        await printer_loop
         log.info("worker stopped")
 
 

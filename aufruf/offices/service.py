@@ -18,9 +18,11 @@ from aufruf.errors import NotFound
 from aufruf.offices.model import (
     Authority,
     Closure,
+    Kiosk,
     Location,
     LocationService,
     OpeningWindow,
+    Printer,
     Service,
 )
 
@@ -227,3 +229,26 @@ async def location_rules(
         lead_minutes=location.lead_minutes,
         horizon_days=location.horizon_days,
     )
+
+
+async def get_printer(session: AsyncSession, printer_id: str) -> Printer | None:
+    """An active printer, or None."""
+    printer = await session.get(Printer, printer_id)
+    return printer if printer is not None and printer.active else None
+
+
+async def kiosk_printer(session: AsyncSession, kiosk_id: str) -> Printer | None:
+    """The active printer the kiosk prints its tickets on, or None."""
+    kiosk = await session.get(Kiosk, kiosk_id)
+    if kiosk is None or not kiosk.active or kiosk.printer_id is None:
+        return None
+    return await get_printer(session, kiosk.printer_id)
+
+
+async def printers_at(session: AsyncSession, location_ids: list[str] | None) -> list[Printer]:
+    """The active printers of the given locations (None: of every location), by location and
+    name."""
+    stmt = select(Printer).where(Printer.active).order_by(Printer.location_id, Printer.name)
+    if location_ids is not None:
+        stmt = stmt.where(Printer.location_id.in_(location_ids))
+    return list(await session.scalars(stmt))

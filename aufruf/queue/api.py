@@ -21,6 +21,7 @@ from aufruf.booking.model import Appointment
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep, SettingsDep
 from aufruf.errors import Conflict, Forbidden, NotFound
 from aufruf.offices.model import Counter, Location
+from aufruf.printer import service as printing
 from aufruf.queue import service as queue
 from aufruf.queue.events import event_message
 from aufruf.queue.model import CounterState, QueueEvent, Ticket
@@ -50,6 +51,14 @@ class AppointmentRef(msgspec.Struct):
     start: str
 
 
+class PrintOut(msgspec.Struct):
+    """The paper ticket's print job: `status` queued, started, printed, interrupted, failed."""
+
+    printer: str
+    status: str
+    job: int
+
+
 class TicketOut(msgspec.Struct, omit_defaults=True):
     id: int
     number: str
@@ -62,6 +71,7 @@ class TicketOut(msgspec.Struct, omit_defaults=True):
     status_url: str | msgspec.UnsetType = msgspec.UNSET
     token: str | msgspec.UnsetType = msgspec.UNSET
     appointment: AppointmentRef | msgspec.UnsetType = msgspec.UNSET
+    print: PrintOut | msgspec.UnsetType = msgspec.UNSET
 
 
 class DrawIn(msgspec.Struct):
@@ -72,6 +82,7 @@ class DrawIn(msgspec.Struct):
 
 class CheckInIn(msgspec.Struct):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+    print: Slug | None = None
 
 
 class TransferIn(msgspec.Struct):
@@ -151,6 +162,32 @@ async def ticket_out(
     return out
 
 
+async def created_ticket_out(
+    session: AsyncSession, ticket: Ticket, now: datetime, settings: Settings, request: Request
+) -> TicketOut:
+    """The answer that creates a ticket: with its secret link and its print job, if any."""
+    out = await ticket_out(
+        session, ticket, now, secret_for=(settings, public_base(settings, request))
+    )
+    job = await printing.latest_job(session, ticket.id)
+    if job is not None:
+        out.print = PrintOut(printer=job.printer_id, status=job.status, job=job.id)
+    return out
+
+
+async def _print_for_staff(
+    session: AsyncSession,
+    ticket: Ticket,
+    now: datetime,
+    printer: str | None,
+    actor: Actor,
+    device: bool,
+) -> None:
+    """Staff choose a printer with `"print": P` (or none); a kiosk prints on its own."""
+    if printer is not None and not device:
+        await printing.print_on(session, ticket, now, printer, actor=_actor_name(actor))
+
+
 Work = Callable[[AsyncSession, queue.Change], Awaitable[Any]]
 
 
@@ -194,7 +231,7 @@ class TicketController(Controller):
         device = actor.kind == "token" and actor.role == "kiosk"
 
         async def work(session: AsyncSession, change: queue.Change) -> Ticket:
-            return await queue.draw_ticket(
+            ticket = await queue.draw_ticket(
                 session,
                 change,
                 now,
@@ -204,13 +241,13 @@ class TicketController(Controller):
                 actor=_actor_name(actor),
                 kiosk_id=actor.kiosk,
             )
+            await _print_for_staff(session, ticket, now, data.print, actor, device)
+            return ticket
 
         ticket = await run(db, events, work)
         # worked out after commit: the number and the sequence are not locked meanwhile
         async with db.read() as session:
-            return await ticket_out(
-                session, ticket, now, secret_for=(settings, public_base(settings, request))
-            )
+            return await created_ticket_out(session, ticket, now, settings, request)
 
     @post(
         "/checkins",
@@ -233,7 +270,7 @@ class TicketController(Controller):
         now = clock.now()
 
         async def work(session: AsyncSession, change: queue.Change) -> Ticket:
-            return await queue.check_in(
+            ticket = await queue.check_in(
                 session,
                 change,
                 now,
@@ -242,12 +279,13 @@ class TicketController(Controller):
                 actor=_actor_name(actor),
                 kiosk_id=actor.kiosk,
             )
+            device = actor.kind == "token" and actor.role == "kiosk"
+            await _print_for_staff(session, ticket, now, data.print, actor, device)
+            return ticket
 
         ticket = await run(db, events, work)
         async with db.read() as session:
-            return await ticket_out(
-                session, ticket, now, secret_for=(settings, public_base(settings, request))
-            )
+            return await created_ticket_out(session, ticket, now, settings, request)
 
     @get("/queue", summary="Waiting tickets in call order", responses=errors(401, 403, 404))
     async def waiting(

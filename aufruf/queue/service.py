@@ -29,6 +29,7 @@ from aufruf.offices.model import (
     Service,
     ServiceGroup,
 )
+from aufruf.printer import service as printing
 from aufruf.queue import logic
 from aufruf.queue.model import (
     CounterSession,
@@ -302,6 +303,7 @@ async def _new_ticket(
     await record(
         session, change, location.id, "issued", now, ticket=ticket, services=services, actor=actor
     )
+    await printing.print_new_ticket(session, ticket, now)  # on the kiosk's printer, if any
     return ticket
 
 

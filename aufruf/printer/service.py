@@ -1,0 +1,488 @@
+"""Print jobs as rows: queued in the ticket's transaction, taken with a lease, moved through
+their states by the worker (direct printers) or the agent's socket (aufruf.printer.sockets).
+
+At most once: a job becomes `started` (committed) once the connection to the printer is open
+and before the bytes go out; only a `queued` job is ever handed out, so a started job is never
+sent again by itself. A printer that refuses the connection leaves the job queued, to be tried
+again after a growing pause. Several workers never take the same job (PostgreSQL: FOR UPDATE
+SKIP LOCKED; SQLite: one writer at a time), and every step checks the state it expects.
+
+This module reads no ticket table: the queue hands in its `Ticket` rows; the rendering of a
+job from its ticket is `aufruf.printer.render`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aufruf.errors import Conflict, InvalidInput, NotFound
+from aufruf.offices import service as offices
+from aufruf.offices.model import Printer
+from aufruf.printer.model import PAPER_STATES, PrinterStatus, PrintJob
+
+if TYPE_CHECKING:
+    from aufruf.queue.model import Ticket
+
+LEASE = timedelta(seconds=60)  # a job taken to be sent; long enough to open and start
+ACK_TIMEOUT = timedelta(minutes=2)  # started and never acknowledged: interrupted
+SEEN_WITHIN = timedelta(seconds=90)  # a printer not heard of for longer counts as offline
+RETRY_SECONDS = (5, 10, 20, 40, 60)
+ACTIVE_TICKETS = ("waiting", "called", "serving")  # the queue's open states
+ERROR_MAX = 300
+
+
+class TicketNotActive(Conflict):
+    reason = "not_active"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job taken to be sent, until `lease_until`."""
+
+    id: int
+    printer_id: str
+    ticket_id: int
+    kind: str
+    lease_until: datetime
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The pause before trying a refused job again, growing with its attempts."""
+    return timedelta(seconds=RETRY_SECONDS[min(max(attempts, 1), len(RETRY_SECONDS)) - 1])
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:ERROR_MAX] if text else None
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+# --- queueing --------------------------------------------------------------------------------
+
+
+def _add_job(
+    session: AsyncSession, printer: Printer, ticket: Ticket, now: datetime, kind: str, actor: str
+) -> PrintJob:
+    job = PrintJob(
+        printer_id=printer.id,
+        location_id=ticket.location_id,
+        ticket_id=ticket.id,
+        kind=kind,
+        status="queued",
+        attempts=0,
+        created_at=now,
+        due_at=now,
+        actor=actor[:120] if actor else None,
+    )
+    session.add(job)
+    return job
+
+
+async def print_new_ticket(session: AsyncSession, ticket: Ticket, now: datetime) -> PrintJob | None:
+    """Queue the paper ticket of a ticket drawn at a kiosk on the kiosk's own printer, in the
+    ticket's transaction. None for tickets drawn elsewhere, or at a kiosk without a printer."""
+    if ticket.kiosk_id is None:
+        return None
+    printer = await offices.kiosk_printer(session, ticket.kiosk_id)
+    if printer is None or printer.location_id != ticket.location_id:
+        return None
+    return _add_job(session, printer, ticket, now, "ticket", f"kiosk:{ticket.kiosk_id}")
+
+
+async def _printer_at(
+    session: AsyncSession, printer_id: str, location_id: str, field: str
+) -> Printer:
+    printer = await offices.get_printer(session, printer_id)
+    if printer is None or printer.location_id != location_id:
+        raise InvalidInput(f"There is no printer {printer_id!r} at this location.", field=field)
+    return printer
+
+
+async def print_on(
+    session: AsyncSession,
+    ticket: Ticket,
+    now: datetime,
+    printer_id: str,
+    *,
+    actor: str,
+    field: str = "print",
+) -> PrintJob:
+    """Queue the paper ticket on a printer that staff chose (`"print": P`), in the ticket's
+    transaction; 400 naming `field` for a printer that is not at the ticket's location."""
+    printer = await _printer_at(session, printer_id, ticket.location_id, field)
+    job = _add_job(session, printer, ticket, now, "ticket", actor)
+    await session.flush()
+    return job
+
+
+async def reprint(
+    session: AsyncSession,
+    ticket: Ticket,
+    now: datetime,
+    *,
+    actor: str,
+    printer_id: str | None = None,
+) -> PrintJob:
+    """A new job for the ticket on `printer_id`, or else on the printer its last job was
+    for, or else its kiosk's printer. Earlier jobs of the ticket that were cut off or failed
+    count as reprinted by it. 409 `not_active` once the ticket is no longer active."""
+    if ticket.status not in ACTIVE_TICKETS:
+        raise TicketNotActive(
+            f"Ticket {ticket.number} is {ticket.status}; only active tickets are reprinted."
+        )
+    if printer_id is not None:
+        printer = await _printer_at(session, printer_id, ticket.location_id, "printer")
+    else:
+        last = await latest_job(session, ticket.id)
+        printer = None
+        if last is not None:
+            printer = await offices.get_printer(session, last.printer_id)
+        if printer is None and ticket.kiosk_id is not None:
+            printer = await offices.kiosk_printer(session, ticket.kiosk_id)
+        if printer is None or printer.location_id != ticket.location_id:
+            raise InvalidInput("This ticket has no printer yet; say which one.", field="printer")
+    job = _add_job(session, printer, ticket, now, "reprint", actor)
+    await session.flush()
+    await _link_reprint(session, ticket.id, job.id)
+    return job
+
+
+async def _link_reprint(session: AsyncSession, ticket_id: int, job_id: int) -> None:
+    """Jobs of the ticket that were cut off or failed are reprinted by `job_id`."""
+    await session.execute(
+        update(PrintJob)
+        .where(
+            PrintJob.ticket_id == ticket_id,
+            PrintJob.id != job_id,
+            PrintJob.status.in_(("interrupted", "failed")),
+            PrintJob.reprinted_by.is_(None),
+        )
+        .values(reprinted_by=job_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def job_of(session: AsyncSession, job_id: int) -> PrintJob:
+    job = await session.get(PrintJob, job_id)
+    if job is None:
+        raise NotFound(f"There is no print job {job_id}.")
+    return job
+
+
+async def latest_job(session: AsyncSession, ticket_id: int) -> PrintJob | None:
+    """The ticket's newest print job, or None."""
+    return await session.scalar(
+        select(PrintJob)
+        .where(PrintJob.ticket_id == ticket_id)
+        .order_by(PrintJob.id.desc())
+        .limit(1)
+    )
+
+
+# --- taking and moving jobs ------------------------------------------------------------------
+
+
+def _due(now: datetime):
+    return and_(
+        PrintJob.status == "queued",
+        PrintJob.due_at <= now,
+        or_(PrintJob.lease_until.is_(None), PrintJob.lease_until <= now),
+    )
+
+
+async def _take(session: AsyncSession, stmt, now: datetime) -> list[Claimed]:
+    if _is_postgres(session):
+        stmt = stmt.with_for_update(of=PrintJob, skip_locked=True)
+    lease_until = now + LEASE
+    jobs = list(await session.scalars(stmt))
+    for job in jobs:
+        job.lease_until = lease_until
+        job.attempts += 1
+    return [Claimed(j.id, j.printer_id, j.ticket_id, j.kind, lease_until) for j in jobs]
+
+
+async def claim_direct(session: AsyncSession, now: datetime, limit: int = 10) -> list[Claimed]:
+    """Take up to `limit` due jobs of printers the server reaches itself (the worker)."""
+    stmt = (
+        select(PrintJob)
+        .join(Printer, Printer.id == PrintJob.printer_id)
+        .where(_due(now), Printer.connection == "direct", Printer.active)
+        .order_by(PrintJob.due_at, PrintJob.id)
+        .limit(limit)
+    )
+    return await _take(session, stmt, now)
+
+
+async def claim_for_printer(
+    session: AsyncSession, printer_id: str, now: datetime, limit: int = 20
+) -> list[Claimed]:
+    """Take up to `limit` due jobs of one printer (its agent's socket)."""
+    stmt = (
+        select(PrintJob)
+        .where(_due(now), PrintJob.printer_id == printer_id)
+        .order_by(PrintJob.due_at, PrintJob.id)
+        .limit(limit)
+    )
+    return await _take(session, stmt, now)
+
+
+async def next_direct_due(session: AsyncSession) -> datetime | None:
+    """When the earliest queued job of a direct printer is due (None: there is none)."""
+    return await session.scalar(
+        select(func.min(PrintJob.due_at))
+        .join(Printer, Printer.id == PrintJob.printer_id)
+        .where(PrintJob.status == "queued", Printer.connection == "direct", Printer.active)
+    )
+
+
+def _job(job_id: int, printer_id: str, *statuses: str):
+    return and_(
+        PrintJob.id == job_id, PrintJob.printer_id == printer_id, PrintJob.status.in_(statuses)
+    )
+
+
+async def _move(session: AsyncSession, where, **values) -> bool:
+    result = await session.execute(
+        update(PrintJob).where(where).values(**values).execution_options(synchronize_session=False)
+    )
+    return (result.rowcount or 0) == 1
+
+
+async def mark_started(
+    session: AsyncSession,
+    job_id: int,
+    printer_id: str,
+    now: datetime,
+    lease_until: datetime | None = None,
+) -> bool:
+    """The connection to the printer is open and the bytes are about to go out. False when
+    the job is not (or no longer) queued, or another holds its lease: then nothing may be
+    sent."""
+    where = _job(job_id, printer_id, "queued")
+    if lease_until is not None:
+        where = and_(where, PrintJob.lease_until == lease_until)
+    return await _move(session, where, status="started", started_at=now, lease_until=None)
+
+
+async def mark_printed(session: AsyncSession, job_id: int, printer_id: str, now: datetime) -> bool:
+    """The printer took all bytes. A late acknowledgement of an interrupted job counts too
+    (the ticket did come out), as does one whose "started" was lost on the way."""
+    return await _move(
+        session,
+        _job(job_id, printer_id, "queued", "started", "interrupted"),
+        status="printed",
+        finished_at=now,
+        lease_until=None,
+        last_error=None,
+    )
+
+
+async def retry_later(
+    session: AsyncSession,
+    job_id: int,
+    printer_id: str,
+    now: datetime,
+    reason: str,
+    lease_until: datetime | None = None,
+) -> bool:
+    """Nothing was printed (the printer refused or was not there): queue the job again after
+    a pause that grows with its attempts."""
+    job = await session.get(PrintJob, job_id, with_for_update=_is_postgres(session))
+    if job is None or job.printer_id != printer_id or job.status != "queued":
+        return False
+    if lease_until is not None and job.lease_until != lease_until:
+        return False
+    job.lease_until = None
+    job.due_at = now + retry_delay(job.attempts)
+    job.last_error = _clip(reason)
+    return True
+
+
+async def mark_interrupted(
+    session: AsyncSession, job_id: int, printer_id: str, now: datetime, reason: str
+) -> bool:
+    """A started job was cut off: shown to staff for reprint, never sent again by itself."""
+    return await _move(
+        session,
+        _job(job_id, printer_id, "started"),
+        status="interrupted",
+        finished_at=now,
+        last_error=_clip(reason),
+    )
+
+
+async def mark_failed(session: AsyncSession, job_id: int, now: datetime, reason: str) -> bool:
+    """A job that will not be printed (its ticket is no longer active, its printer gone)."""
+    return await _move(
+        session,
+        and_(PrintJob.id == job_id, PrintJob.status == "queued"),
+        status="failed",
+        finished_at=now,
+        lease_until=None,
+        last_error=_clip(reason),
+    )
+
+
+async def release(session: AsyncSession, printer_id: str, job_ids: list[int]) -> None:
+    """Give back jobs sent to a socket that went away before they started, so the printer's
+    next connection gets them at once."""
+    if job_ids:
+        await session.execute(
+            update(PrintJob)
+            .where(
+                PrintJob.printer_id == printer_id,
+                PrintJob.id.in_(job_ids),
+                PrintJob.status == "queued",
+            )
+            .values(lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def interrupt_unacknowledged(session: AsyncSession, now: datetime) -> int:
+    """Jobs started longer than ACK_TIMEOUT ago and never acknowledged: interrupted."""
+    result = await session.execute(
+        update(PrintJob)
+        .where(PrintJob.status == "started", PrintJob.started_at <= now - ACK_TIMEOUT)
+        .values(
+            status="interrupted",
+            finished_at=now,
+            last_error="the printer never confirmed this ticket",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+# --- what staff see ----------------------------------------------------------------------
+
+
+async def note_printer(
+    session: AsyncSession,
+    printer_id: str,
+    now: datetime,
+    *,
+    online: bool,
+    paper: str | None = None,
+    problem: str | None = None,
+    connected: bool = False,
+    keep_paper: bool = True,
+) -> None:
+    """Record what was just heard of a printer. `paper` is kept from before unless given
+    (or `keep_paper` is False); an unknown paper state is stored as not reported."""
+    values: dict = {"online": online, "last_seen": now, "problem": _clip(problem)}
+    if connected:
+        values["connected_at"] = now
+    if paper is not None or not keep_paper:
+        values["paper"] = paper if paper in PAPER_STATES else None
+    insert = pg_insert if _is_postgres(session) else sqlite_insert
+    stmt = insert(PrinterStatus).values(printer_id=printer_id, **values)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[PrinterStatus.printer_id], set_=values)
+    )
+
+
+async def printer_status(session: AsyncSession, printer_id: str) -> PrinterStatus | None:
+    return await session.get(PrinterStatus, printer_id)
+
+
+@dataclass(frozen=True)
+class PrinterState:
+    id: str
+    name: str
+    location_id: str
+    connection: str
+    online: bool
+    paper: str | None
+    last_seen: datetime | None
+    problem: str | None
+    queued: int
+    interrupted: int
+
+
+async def printer_states(
+    session: AsyncSession, location_ids: list[str] | None, now: datetime
+) -> list[PrinterState]:
+    """The active printers of these locations (None: all) with what was last heard of them
+    and their jobs waiting or waiting for a reprint. Online only if heard of recently."""
+    printers = await offices.printers_at(session, location_ids)
+    ids = [p.id for p in printers]
+    statuses = {
+        s.printer_id: s
+        for s in await session.scalars(
+            select(PrinterStatus).where(PrinterStatus.printer_id.in_(ids))
+        )
+    }
+    counts = await session.execute(
+        select(PrintJob.printer_id, PrintJob.status, func.count())
+        .where(
+            PrintJob.printer_id.in_(ids),
+            or_(
+                PrintJob.status == "queued",
+                and_(
+                    PrintJob.status.in_(("interrupted", "failed")),
+                    PrintJob.reprinted_by.is_(None),
+                ),
+            ),
+        )
+        .group_by(PrintJob.printer_id, PrintJob.status)
+    )
+    queued: dict[str, int] = {}
+    cut_off: dict[str, int] = {}
+    for printer_id, status, count in counts:
+        target = queued if status == "queued" else cut_off
+        target[printer_id] = target.get(printer_id, 0) + count
+    states = []
+    for printer in printers:
+        status = statuses.get(printer.id)
+        seen = status.last_seen if status else None
+        recent = seen is not None and now - seen <= SEEN_WITHIN
+        states.append(
+            PrinterState(
+                id=printer.id,
+                name=printer.name,
+                location_id=printer.location_id,
+                connection=printer.connection,
+                online=bool(status and status.online and recent),
+                paper=status.paper if status and recent else None,
+                last_seen=seen,
+                problem=status.problem if status else None,
+                queued=queued.get(printer.id, 0),
+                interrupted=cut_off.get(printer.id, 0),
+            )
+        )
+    return states
+
+
+async def jobs_to_reprint(
+    session: AsyncSession, location_ids: list[str] | None, limit: int = 100
+) -> list[PrintJob]:
+    """Jobs cut off mid-print (or given up) and not reprinted since, newest first."""
+    stmt = (
+        select(PrintJob)
+        .where(PrintJob.status.in_(("interrupted", "failed")), PrintJob.reprinted_by.is_(None))
+        .order_by(PrintJob.id.desc())
+        .limit(limit)
+    )
+    if location_ids is not None:
+        stmt = stmt.where(PrintJob.location_id.in_(location_ids))
+    return list(await session.scalars(stmt))
+
+
+async def recent_jobs(
+    session: AsyncSession, location_ids: list[str] | None, limit: int = 30
+) -> list[PrintJob]:
+    """The newest jobs of these locations (None: all)."""
+    stmt = select(PrintJob).order_by(PrintJob.id.desc()).limit(limit)
+    if location_ids is not None:
+        stmt = stmt.where(PrintJob.location_id.in_(location_ids))
+    return list(await session.scalars(stmt))
