@@ -222,3 +222,21 @@ def test_on_screen_keys_type_the_code_on_a_screen_without_a_keyboard(office, ser
     browser.find_element(By.CSS_SELECTOR, "button.check-in").click()
 
     assert shown_number(browser) == "T001"
+
+
+def test_a_refused_check_in_reads_well_and_passes_axe_in_arabic(office, server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_kiosk(browser, server, office, lang="ar")
+
+    browser.find_element(By.ID, "code").send_keys("ZZZZZZ" + Keys.ENTER)
+
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        shows.text_to_be_present_in_element((By.TAG_NAME, "h1"), "لم يُعثر على الرمز")
+    )
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("dir") == "rtl"
+    assert axe_violations(browser) == []
+    assert tickets(office) == []
