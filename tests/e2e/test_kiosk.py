@@ -240,3 +240,25 @@ def test_a_refused_check_in_reads_well_and_passes_axe_in_arabic(office, server, 
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("dir") == "rtl"
     assert axe_violations(browser) == []
     assert tickets(office) == []
+
+
+def test_a_second_tap_before_the_answer_sends_nothing(office, server, browser):
+    from selenium.webdriver.common.by import By
+
+    open_kiosk(browser, server, office)
+    # watch the form's submissions after kiosk.js has seen them; hold them all on this screen
+    browser.execute_script(
+        """
+        window.sent = [];
+        document.querySelector('form.tiles-form').addEventListener('submit', function (event) {
+          window.sent.push(event.defaultPrevented ? 'held back' : 'sent');
+          event.preventDefault();
+        });
+        """
+    )
+
+    tile = browser.find_element(By.CSS_SELECTOR, 'button.tile[value="pass"]')
+    tile.click()
+    tile.click()
+
+    assert browser.execute_script("return window.sent;") == ["sent", "held back"]
