@@ -43,6 +43,7 @@ from aufruf.kiosk.texts import check_in_problem, opens_sentence, wait_sentences
 from aufruf.offices import service as offices
 from aufruf.queue import service as queue
 from aufruf.queue.api import public_base, run, ticket_out
+from aufruf.queue.model import Ticket
 from aufruf.settings import Settings
 from aufruf.web.i18n import PUBLIC_LANGUAGES, gettext, language_of
 from aufruf.web.templating import public_page_context
@@ -251,7 +252,7 @@ async def result(
     db: Database,
     settings: Settings,
     token: str | None,
-    ticket: Any,
+    ticket: Ticket,
     now: datetime,
 ) -> Template:
     """The screen with the new ticket: its number, service, people ahead, wait, QR code."""

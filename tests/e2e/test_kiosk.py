@@ -222,3 +222,43 @@ def test_on_screen_keys_type_the_code_on_a_screen_without_a_keyboard(office, ser
     browser.find_element(By.CSS_SELECTOR, "button.check-in").click()
 
     assert shown_number(browser) == "T001"
+
+
+def test_a_refused_check_in_reads_well_and_passes_axe_in_arabic(office, server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_kiosk(browser, server, office, lang="ar")
+
+    browser.find_element(By.ID, "code").send_keys("ZZZZZZ" + Keys.ENTER)
+
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        shows.text_to_be_present_in_element((By.TAG_NAME, "h1"), "لم يُعثر على الرمز")
+    )
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("dir") == "rtl"
+    assert axe_violations(browser) == []
+    assert tickets(office) == []
+
+
+def test_a_second_tap_before_the_answer_sends_nothing(office, server, browser):
+    from selenium.webdriver.common.by import By
+
+    open_kiosk(browser, server, office)
+    # watch the form's submissions after kiosk.js has seen them; hold them all on this screen
+    browser.execute_script(
+        """
+        window.sent = [];
+        document.querySelector('form.tiles-form').addEventListener('submit', function (event) {
+          window.sent.push(event.defaultPrevented ? 'held back' : 'sent');
+          event.preventDefault();
+        });
+        """
+    )
+
+    tile = browser.find_element(By.CSS_SELECTOR, 'button.tile[value="pass"]')
+    tile.click()
+    tile.click()
+
+    assert browser.execute_script("return window.sent;") == ["sent", "held back"]
