@@ -82,16 +82,19 @@ class ManagePages(Controller):
     async def _appointment_page(
         self, request: Request, token: str, db, clock, settings, kind: str
     ) -> Response:
-        lang = page_language(request)
         appointment = await _load(db, settings, token)
         if appointment is None:
             return not_found(request)
+        if kind == "booked" and appointment.status not in ("pending", "confirmed"):
+            return redirect(request, f"/a/{token}")
+        lang = page_language(request, appointment.language)
         view = await _view(db, appointment, lang, clock.now())
         notice = request.query_params.get("done")
         return page(
             request,
             f"booking/{kind}.html",
             headers=PRIVATE,
+            language=appointment.language,
             appointment=view,
             token=token,
             notice=notice if notice in NOTICES else "",
@@ -116,8 +119,16 @@ class ManagePages(Controller):
             return not_found(request)
         if appointment.status not in ("pending", "confirmed"):
             return redirect(request, f"/a/{token}")
-        view = await _view(db, appointment, page_language(request), clock.now())
-        return page(request, "booking/cancel.html", headers=PRIVATE, appointment=view, token=token)
+        lang = page_language(request, appointment.language)
+        view = await _view(db, appointment, lang, clock.now())
+        return page(
+            request,
+            "booking/cancel.html",
+            headers=PRIVATE,
+            language=appointment.language,
+            appointment=view,
+            token=token,
+        )
 
     @post("/cancel", summary="Cancel the appointment")
     async def cancel(
@@ -214,8 +225,16 @@ class ManagePages(Controller):
             return not_found(request)
         if appointment.status != "pending":
             return redirect(request, f"/a/{token}")
-        view = await _view(db, appointment, page_language(request), clock.now())
-        return page(request, "booking/confirm.html", headers=PRIVATE, appointment=view, token=token)
+        lang = page_language(request, appointment.language)
+        view = await _view(db, appointment, lang, clock.now())
+        return page(
+            request,
+            "booking/confirm.html",
+            headers=PRIVATE,
+            language=appointment.language,
+            appointment=view,
+            token=token,
+        )
 
     @post("/confirm", summary="Confirm the appointment (double opt-in)")
     async def confirm(
@@ -258,7 +277,7 @@ async def _move_page(
     *,
     taken: bool = False,
 ) -> Template:
-    lang = page_language(request)
+    lang = page_language(request, appointment.language)
     now = clock.now()
     async with db.read() as session:
         need = await service.services_of(session, appointment.id)
@@ -267,7 +286,12 @@ async def _move_page(
     found = await service.availability(db, now, appointment.location_id, units, cache=cache)
     zone = ZoneInfo(location.timezone if location else "Europe/Berlin")
     view = await _view(db, appointment, lang, now)
-    values = {"appointment": view, "token": token, "taken": taken}
+    values = {
+        "appointment": view,
+        "token": token,
+        "taken": taken,
+        "language": appointment.language,
+    }
     chosen = next((d for d in found.days if d.date == day), None) if day else None
     if chosen is None:
         first, last = found.days[0].date, found.days[-1].date

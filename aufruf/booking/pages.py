@@ -24,13 +24,26 @@ from aufruf.deps import CacheDep, ClockDep, DatabaseDep, LimiterDep, SettingsDep
 from aufruf.errors import InvalidInput
 from aufruf.offices import service as offices
 from aufruf.ratelimit import client_address
-from aufruf.web.i18n import PUBLIC_LANGUAGES, gettext, language_cookies, language_of, ngettext
+from aufruf.web.i18n import (
+    LANGUAGE_COOKIE,
+    PUBLIC_LANGUAGES,
+    gettext,
+    language_cookies,
+    language_of,
+    ngettext,
+)
 from aufruf.web.templating import public_page_context
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def page_language(request: Request) -> str:
+def page_language(request: Request, default: str | None = None) -> str:
+    """?lang=, the remembered choice, then `default` (e.g. the language an appointment was
+    booked in, for the link in its e-mail), then the browser's wishes."""
+    if default in PUBLIC_LANGUAGES and not (
+        request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE)
+    ):
+        return default
     return language_of(request, PUBLIC_LANGUAGES)
 
 
@@ -58,10 +71,12 @@ def page(
     step: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    language: str | None = None,
     **values: Any,
 ) -> Template:
-    """A citizen's page in the request's language; a step page knows its number and name."""
-    lang = page_language(request)
+    """A citizen's page in the request's language (or `language`, see page_language); a step
+    page knows its number and name."""
+    lang = page_language(request, language)
     if step is not None:
         values |= {
             "step": step,
@@ -69,9 +84,14 @@ def page(
             "step_count": STEP_COUNT,
             "step_name": step_names(lang)[step],
         }
+    context = public_page_context(request, **values)
+    if context["lang"] != lang:
+        context["lang"], context["dir"] = lang, PUBLIC_LANGUAGES[lang].direction
+        for item in context["languages"]:
+            item["current"] = item["code"] == lang
     return Template(
         template,
-        context=public_page_context(request, **values),
+        context=context,
         status_code=status_code,
         cookies=chosen_language_cookies(request),
         headers={**NO_STORE, **(headers or {})},

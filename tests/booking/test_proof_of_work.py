@@ -4,6 +4,7 @@ expired; without one (no JavaScript) the booking still works and waits for the e
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from aufruf.booking.model import Appointment, UsedProof
+from aufruf.booking.proof import ProofOfWork, accept_proof
 from aufruf.notifications.model import OutboxMessage
 from tests.builders import a_location
 from tests.conftest import running
@@ -183,3 +185,13 @@ async def test_no_widget_while_it_is_off(db, client):
     ).text
 
     assert "altcha" not in page
+
+
+async def test_a_proof_sent_many_times_at_once_counts_once(db, settings, clock):
+    pow = ProofOfWork.from_settings(replace(settings, pow_difficulty=DIFFICULTY))
+    proof = solved(pow.challenge(clock.now()))
+
+    # eight concurrent transactions (on PostgreSQL really at once) race for one proof
+    accepted = await asyncio.gather(*(accept_proof(db, pow, proof, clock.now()) for _ in range(8)))
+
+    assert sorted(accepted) == [False] * 7 + [True]
