@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from aufruf.booking import service, views
 from aufruf.booking.proof import ProofOfWork, accept_proof
 from aufruf.booking.steps import STEP_COUNT, Choice, choice_from, step_number
-from aufruf.db import pick_text
+from aufruf.db import Database, pick_text
 from aufruf.deps import CacheDep, ClockDep, DatabaseDep, LimiterDep, SettingsDep
 from aufruf.errors import InvalidInput
 from aufruf.offices import service as offices
@@ -107,7 +107,7 @@ def query_choice(request: Request) -> Choice:
     return choice_from({k: params.get(k) for k in params}, params.getall("service", []))
 
 
-async def eligible_locations(db, choice: Choice, lang: str) -> list[offices.LocationInfo]:
+async def eligible_locations(db: Database, choice: Choice, lang: str) -> list[offices.LocationInfo]:
     """Locations of the chosen authority that offer every chosen service."""
     async with db.read() as session:
         found = await offices.list_locations(session, lang)
@@ -391,7 +391,7 @@ class BookingPages(Controller):
         return redirect(request, f"/a/{booked.token}/booked")
 
 
-async def _timezone(db, location_id: str) -> str:
+async def _timezone(db: Database, location_id: str) -> str:
     async with db.read() as session:
         location = await offices.get_location(session, location_id)
     return location.timezone if location else "Europe/Berlin"
