@@ -19,7 +19,11 @@ from litestar.openapi.spec import Components
 from aufruf.auth.api import SECURITY_SCHEMES, MeController
 from aufruf.auth.guards import provide_actor
 from aufruf.auth.pages import LoginPages
-from aufruf.booking.api import AppointmentController, AvailabilityController
+from aufruf.booking.api import (
+    AppointmentController,
+    AvailabilityController,
+    ProofChallengeController,
+)
 from aufruf.booking.legal import LegalPages
 from aufruf.booking.manage import ManagePages
 from aufruf.booking.pages import BookingPages
@@ -145,6 +149,7 @@ def create_app(
             DirectoryController,
             AvailabilityController,
             AppointmentController,
+            ProofChallengeController,
             TicketController,
             CounterController,
             *COUNTER_ACTIONS,

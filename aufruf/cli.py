@@ -177,6 +177,8 @@ def _demo(settings: Settings, host: str, port: int) -> None:
     print()
     print("aufruf demo is starting. Pages and endpoints that exist now:")
     for path, what in [
+        ("/", "the booking site for citizens (six languages)"),
+        ("/accessibility", "the accessibility statement (also /privacy, /imprint)"),
         ("/api/v1/locations", "the demo locations (JSON)"),
         ("/api/v1/services", "the services (JSON)"),
         ("/api/v1/availability?location=buergeramt-mitte&service=personalausweis", "free times"),

@@ -15,9 +15,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from aufruf.auth.guards import authenticate, has_credentials
 from aufruf.booking import service
 from aufruf.booking.model import Appointment
+from aufruf.booking.proof import ProofOfWork, accept_proof
 from aufruf.db import pick_text
 from aufruf.deps import CacheDep, ClockDep, DatabaseDep, LimiterDep, SettingsDep
-from aufruf.errors import RateLimited
+from aufruf.errors import NotFound, RateLimited
 from aufruf.notifications.calendar import CalendarEntry, appointment_uid, calendar_file
 from aufruf.offices import service as offices
 from aufruf.ratelimit import client_address
@@ -152,6 +153,9 @@ class AppointmentController(Controller):
                     "Please wait a minute and try again.",
                     retry_after=retry_after,
                 )
+        pow = ProofOfWork.from_settings(settings)
+        # a public booking without a valid proof waits for the e-mail link (CONTRACT.md)
+        unproven = not staff and pow.asked and not await accept_proof(db, pow, data.proof, now)
         booking = service.BookingRequest(
             location=data.location,
             services=list(data.services),
@@ -161,6 +165,7 @@ class AppointmentController(Controller):
             phone=data.phone,
             language=data.language,
             by_staff=staff,
+            pending=unproven,
         )
         async with db.write() as session:
             booked = await service.book(
@@ -292,3 +297,24 @@ class AppointmentController(Controller):
                 "Content-Disposition": f'attachment; filename="termin-{appointment.code}.ics"'
             },
         )
+
+
+class ProofChallengeController(Controller):
+    path = "/api/v1/proof-challenge"
+    tags = ["booking"]
+
+    @get(
+        summary="An ALTCHA proof-of-work challenge for a public booking",
+        description=(
+            "Only while AUFRUF_POW_DIFFICULTY > 0 (otherwise 404). Solve it (the ALTCHA "
+            "widget or library) and send the base64 payload as `proof` with the booking; "
+            "each proof is accepted once, within 30 minutes. A booking without a valid "
+            "proof is accepted as `pending` and confirmed through the e-mail link."
+        ),
+        responses=errors(404),
+    )
+    async def challenge(self, clock: ClockDep, settings: SettingsDep) -> dict:
+        pow = ProofOfWork.from_settings(settings)
+        if not pow.asked:
+            raise NotFound("No proof of work is asked of bookings here.")
+        return pow.challenge(clock.now())

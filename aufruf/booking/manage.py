@@ -10,7 +10,7 @@ referrer; the access log cuts the token out of the path (aufruf.logs).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get, post
@@ -21,10 +21,11 @@ from aufruf.booking import service, views
 from aufruf.booking.model import Appointment
 from aufruf.booking.pages import page, page_language, redirect
 from aufruf.booking.steps import parse_instant
-from aufruf.db import pick_text
+from aufruf.db import Database, pick_text
 from aufruf.deps import CacheDep, ClockDep, DatabaseDep, SettingsDep
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.offices import service as offices
+from aufruf.settings import Settings
 from aufruf.web.i18n import gettext
 
 PRIVATE = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -35,12 +36,12 @@ def not_found(request: Request) -> Template:
     return page(request, "booking/not_found.html", status_code=404, headers=PRIVATE)
 
 
-def manage_url(request: Request, settings, token: str) -> str:
+def manage_url(request: Request, settings: Settings, token: str) -> str:
     base = settings.public_url or str(request.base_url).rstrip("/")
     return f"{base}/a/{token}"
 
 
-async def _load(db, settings, token: str) -> Appointment | None:
+async def _load(db: Database, settings: Settings, token: str) -> Appointment | None:
     try:
         async with db.read() as session:
             return await service.by_token(session, settings.secret_key, token)
@@ -48,7 +49,9 @@ async def _load(db, settings, token: str) -> Appointment | None:
         return None
 
 
-async def _view(db, appointment: Appointment, lang: str, now) -> views.AppointmentView:
+async def _view(
+    db: Database, appointment: Appointment, lang: str, now: datetime
+) -> views.AppointmentView:
     async with db.read() as session:
         return await views.appointment_view(session, appointment, lang, now)
 
@@ -82,16 +85,19 @@ class ManagePages(Controller):
     async def _appointment_page(
         self, request: Request, token: str, db, clock, settings, kind: str
     ) -> Response:
-        lang = page_language(request)
         appointment = await _load(db, settings, token)
         if appointment is None:
             return not_found(request)
+        if kind == "booked" and appointment.status not in ("pending", "confirmed"):
+            return redirect(request, f"/a/{token}")
+        lang = page_language(request, appointment.language)
         view = await _view(db, appointment, lang, clock.now())
         notice = request.query_params.get("done")
         return page(
             request,
             f"booking/{kind}.html",
             headers=PRIVATE,
+            language=appointment.language,
             appointment=view,
             token=token,
             notice=notice if notice in NOTICES else "",
@@ -116,8 +122,16 @@ class ManagePages(Controller):
             return not_found(request)
         if appointment.status not in ("pending", "confirmed"):
             return redirect(request, f"/a/{token}")
-        view = await _view(db, appointment, page_language(request), clock.now())
-        return page(request, "booking/cancel.html", headers=PRIVATE, appointment=view, token=token)
+        lang = page_language(request, appointment.language)
+        view = await _view(db, appointment, lang, clock.now())
+        return page(
+            request,
+            "booking/cancel.html",
+            headers=PRIVATE,
+            language=appointment.language,
+            appointment=view,
+            token=token,
+        )
 
     @post("/cancel", summary="Cancel the appointment")
     async def cancel(
@@ -214,8 +228,16 @@ class ManagePages(Controller):
             return not_found(request)
         if appointment.status != "pending":
             return redirect(request, f"/a/{token}")
-        view = await _view(db, appointment, page_language(request), clock.now())
-        return page(request, "booking/confirm.html", headers=PRIVATE, appointment=view, token=token)
+        lang = page_language(request, appointment.language)
+        view = await _view(db, appointment, lang, clock.now())
+        return page(
+            request,
+            "booking/confirm.html",
+            headers=PRIVATE,
+            language=appointment.language,
+            appointment=view,
+            token=token,
+        )
 
     @post("/confirm", summary="Confirm the appointment (double opt-in)")
     async def confirm(
@@ -241,7 +263,7 @@ class ManagePages(Controller):
         return redirect(request, f"/a/{token}?done=confirmed")
 
 
-async def _zone(db, location_id: str) -> str:
+async def _zone(db: Database, location_id: str) -> str:
     async with db.read() as session:
         location = await offices.get_location(session, location_id)
     return location.timezone if location else "Europe/Berlin"
@@ -258,7 +280,7 @@ async def _move_page(
     *,
     taken: bool = False,
 ) -> Template:
-    lang = page_language(request)
+    lang = page_language(request, appointment.language)
     now = clock.now()
     async with db.read() as session:
         need = await service.services_of(session, appointment.id)
@@ -267,7 +289,12 @@ async def _move_page(
     found = await service.availability(db, now, appointment.location_id, units, cache=cache)
     zone = ZoneInfo(location.timezone if location else "Europe/Berlin")
     view = await _view(db, appointment, lang, now)
-    values = {"appointment": view, "token": token, "taken": taken}
+    values = {
+        "appointment": view,
+        "token": token,
+        "taken": taken,
+        "language": appointment.language,
+    }
     chosen = next((d for d in found.days if d.date == day), None) if day else None
     if chosen is None:
         first, last = found.days[0].date, found.days[-1].date

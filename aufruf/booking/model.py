@@ -145,3 +145,13 @@ class RateLimitHit(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
+
+
+class UsedProof(Base):
+    """A proof of work that has been accepted, kept until its challenge expires, so that no
+    proof is ever accepted twice."""
+
+    __tablename__ = "used_proof"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the challenge's signature
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -17,19 +17,33 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, Template
 
 from aufruf.booking import service, views
+from aufruf.booking.proof import ProofOfWork, accept_proof
 from aufruf.booking.steps import STEP_COUNT, Choice, choice_from, step_number
-from aufruf.db import pick_text
+from aufruf.db import Database, pick_text
 from aufruf.deps import CacheDep, ClockDep, DatabaseDep, LimiterDep, SettingsDep
 from aufruf.errors import InvalidInput
 from aufruf.offices import service as offices
 from aufruf.ratelimit import client_address
-from aufruf.web.i18n import PUBLIC_LANGUAGES, gettext, language_cookies, language_of, ngettext
+from aufruf.web.i18n import (
+    LANGUAGE_COOKIE,
+    PUBLIC_LANGUAGES,
+    gettext,
+    language_cookies,
+    language_of,
+    ngettext,
+)
 from aufruf.web.templating import public_page_context
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def page_language(request: Request) -> str:
+def page_language(request: Request, default: str | None = None) -> str:
+    """?lang=, the remembered choice, then `default` (e.g. the language an appointment was
+    booked in, for the link in its e-mail), then the browser's wishes."""
+    if default in PUBLIC_LANGUAGES and not (
+        request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE)
+    ):
+        return default
     return language_of(request, PUBLIC_LANGUAGES)
 
 
@@ -44,6 +58,12 @@ def step_names(lang: str) -> dict[str, str]:
     }
 
 
+def chosen_language_cookies(request: Request) -> list:
+    """The cookie remembering a language picked with the switch (a GET link); forms carry
+    ?lang= only to answer in the page's language, which sets no cookie."""
+    return language_cookies(request) if request.method == "GET" else []
+
+
 def page(
     request: Request,
     template: str,
@@ -51,10 +71,12 @@ def page(
     step: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    language: str | None = None,
     **values: Any,
 ) -> Template:
-    """A citizen's page in the request's language; a step page knows its number and name."""
-    lang = page_language(request)
+    """A citizen's page in the request's language (or `language`, see page_language); a step
+    page knows its number and name."""
+    lang = page_language(request, language)
     if step is not None:
         values |= {
             "step": step,
@@ -62,17 +84,22 @@ def page(
             "step_count": STEP_COUNT,
             "step_name": step_names(lang)[step],
         }
+    context = public_page_context(request, **values)
+    if context["lang"] != lang:
+        context["lang"], context["dir"] = lang, PUBLIC_LANGUAGES[lang].direction
+        for item in context["languages"]:
+            item["current"] = item["code"] == lang
     return Template(
         template,
-        context=public_page_context(request, **values),
+        context=context,
         status_code=status_code,
-        cookies=language_cookies(request),
+        cookies=chosen_language_cookies(request),
         headers={**NO_STORE, **(headers or {})},
     )
 
 
 def redirect(request: Request, url: str) -> Redirect:
-    return Redirect(url, status_code=303, cookies=language_cookies(request))
+    return Redirect(url, status_code=303, cookies=chosen_language_cookies(request))
 
 
 def query_choice(request: Request) -> Choice:
@@ -80,7 +107,7 @@ def query_choice(request: Request) -> Choice:
     return choice_from({k: params.get(k) for k in params}, params.getall("service", []))
 
 
-async def eligible_locations(db, choice: Choice, lang: str) -> list[offices.LocationInfo]:
+async def eligible_locations(db: Database, choice: Choice, lang: str) -> list[offices.LocationInfo]:
     """Locations of the chosen authority that offer every chosen service."""
     async with db.read() as session:
         found = await offices.list_locations(session, lang)
@@ -266,11 +293,13 @@ class BookingPages(Controller):
         )
 
     @get("/details", summary="Booking, step 6: name and e-mail address")
-    async def details(self, request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+    async def details(
+        self, request: Request, db: DatabaseDep, clock: ClockDep, settings: SettingsDep
+    ) -> Response:
         choice = query_choice(request)
         if choice.start is None or not choice.location or not choice.services:
             return redirect(request, choice.url("time"))
-        return await _details_page(request, db, settings, choice, {}, {})
+        return await _details_page(request, db, settings, choice, {}, {}, clock=clock)
 
     @post("/book", summary="Book the appointment")
     async def book(
@@ -296,7 +325,7 @@ class BookingPages(Controller):
             return redirect(request, choice.url("time"))
         errors = person_errors(lang, **entered)
         if errors:
-            return await _details_page(request, db, settings, choice, entered, errors, 400)
+            return await _details_page(request, db, settings, choice, entered, errors, 400, clock)
         now = clock.now()
         client = client_address(
             request.client.host if request.client else None,
@@ -314,6 +343,9 @@ class BookingPages(Controller):
                 minutes=minutes,
                 back=choice.url("details"),
             )
+        pow = ProofOfWork.from_settings(settings)
+        # without a valid proof (no JavaScript, a replay) the booking waits for the e-mail link
+        unproven = pow.asked and not await accept_proof(db, pow, single.get("altcha"), now)
         booking = service.BookingRequest(
             location=choice.location,
             services=list(choice.services),
@@ -322,6 +354,7 @@ class BookingPages(Controller):
             email=entered["email"],
             phone=entered["phone"] or None,
             language=lang,
+            pending=unproven,
         )
         try:
             async with db.write() as session:
@@ -344,19 +377,21 @@ class BookingPages(Controller):
                 "Please cancel one before booking another.",
                 limit,
             ) % {"num": limit}
-            return await _details_page(request, db, settings, choice, entered, errors, 409)
+            return await _details_page(request, db, settings, choice, entered, errors, 409, clock)
         except InvalidInput as exc:
             field = (exc.extra or [{}])[0].get("key", "")
             if field in ("name", "email", "phone"):
                 errors[field] = exc.detail
-                return await _details_page(request, db, settings, choice, entered, errors, 400)
+                return await _details_page(
+                    request, db, settings, choice, entered, errors, 400, clock
+                )
             return await _taken_page(request, db, clock, cache, settings, choice, entered)
         except service.SlotTaken:
             return await _taken_page(request, db, clock, cache, settings, choice, entered)
         return redirect(request, f"/a/{booked.token}/booked")
 
 
-async def _timezone(db, location_id: str) -> str:
+async def _timezone(db: Database, location_id: str) -> str:
     async with db.read() as session:
         location = await offices.get_location(session, location_id)
     return location.timezone if location else "Europe/Berlin"
@@ -370,6 +405,7 @@ async def _details_page(
     entered: dict[str, Any],
     errors: dict[str, str],
     status_code: int = 200,
+    clock=None,
     alternatives: list[views.FreeTime] | None = None,
     taken: bool = False,
 ) -> Response:
@@ -381,6 +417,7 @@ async def _details_page(
         return redirect(request, choice.with_(location="").url("location"))
     zone = ZoneInfo(location.timezone)
     start = choice.start.astimezone(zone)
+    pow = ProofOfWork.from_settings(settings)
     return page(
         request,
         "booking/details.html",
@@ -401,6 +438,7 @@ async def _details_page(
         errors=errors,
         alternatives=alternatives,
         taken=taken,
+        proof_challenge=pow.challenge_json(clock.now()) if pow.asked else "",
         back=choice.url("time"),
     )
 
@@ -426,6 +464,7 @@ async def _taken_page(
         entered,
         {"start": message},
         409,
+        clock,
         alternatives=nearest,
         taken=True,
     )

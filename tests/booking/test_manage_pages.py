@@ -157,3 +157,40 @@ async def test_the_access_log_never_carries_the_token(db, client, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "aufruf.access"]
     assert "GET /a/…/confirm 200" in " ".join(lines)
     assert not [line for line in lines if token in line]
+
+
+async def test_the_link_from_the_email_opens_in_the_language_it_was_booked_in(db, client):
+    await a_location(db)
+    response = await client.post(
+        "/book?lang=uk",
+        data={
+            "authority": "amt",
+            "service": "pass",
+            "location": "amt",
+            "start": TUESDAY_0900,
+            "name": "Olena",
+            "email": "olena@example.org",
+            "consent": "1",
+        },
+    )
+    token = response.headers["location"].split("/")[2]
+
+    german_browser = {"Accept-Language": "de-DE,de"}
+    own = await client.get(f"/a/{token}", headers=german_browser)
+    chosen = await client.get(f"/a/{token}?lang=de", headers=german_browser)
+
+    assert "set-cookie" not in response.headers  # answering in a language sets no cookie
+    assert '<html lang="uk" dir="ltr">' in own.text and "<h1>Ваш запис</h1>" in own.text
+    assert "вівторок, 24 листопада 2026" in own.text
+    assert 'lang="uk" hreflang="uk" aria-current="true"' in own.text
+    assert '<html lang="de"' in chosen.text  # a language chosen with the switch wins
+
+
+async def test_the_confirmation_of_a_cancelled_booking_shows_its_state(db, client):
+    await a_location(db)
+    token = await booked(client)
+    await client.post(f"/a/{token}/cancel")
+
+    response = await client.get(f"/a/{token}/booked")
+
+    assert response.status_code == 303 and response.headers["location"] == f"/a/{token}"

@@ -74,16 +74,28 @@ class Site:
         asyncio.run(tick())
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def serve_demo(tmp_path: Path, pow_difficulty: int = 0) -> Iterator[Site]:
     """A real server on the demo offices (SQLite), its clock on Monday 2026-11-23 07:00."""
     need_chromium()
     clock = FixedClock(datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
     url = f"sqlite+aiosqlite:///{tmp_path / 'aufruf.db'}"
     asyncio.run(_prepare(url, clock))
-    settings = Settings(database_url=url, secret_key=SECRET, booking_rate_limit=0)
+    settings = Settings(
+        database_url=url, secret_key=SECRET, booking_rate_limit=0, pow_difficulty=pow_difficulty
+    )
     with live_server(settings, clock) as base:
         yield Site(base, settings, clock)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from serve_demo(tmp_path)
+
+
+@pytest.fixture
+def guarded_site(tmp_path: Path) -> Iterator[Site]:
+    """The same, asking a proof of work of every public booking."""
+    yield from serve_demo(tmp_path, pow_difficulty=5000)
 
 
 def waiter(browser):
@@ -99,15 +111,30 @@ def open_page(browser, url: str) -> None:
     waiter(browser).until(shows.presence_of_element_located(("css selector", "footer")))
 
 
-def click(browser, selector: str) -> None:
-    """Click and wait for the next page (the old one going stale)."""
-    from selenium.webdriver.support import expected_conditions as shows
+def mark_page(browser) -> None:
+    browser.execute_script("window.aufrufOldPage = true")
 
-    element = browser.find_element("css selector", selector)
-    old = browser.find_element("css selector", "html")
-    element.click()
-    waiter(browser).until(shows.staleness_of(old))
+
+def wait_for_next_page(browser) -> None:
+    """Wait until a new document (without the mark) has loaded."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support import expected_conditions as shows
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script(
+            "return !window.aufrufOldPage && document.readyState === 'complete'"
+        )
+    )
     waiter(browser).until(shows.presence_of_element_located(("css selector", "footer")))
+
+
+def click(browser, selector: str) -> None:
+    """Click and wait for the next page."""
+    element = browser.find_element("css selector", selector)
+    mark_page(browser)
+    element.click()
+    wait_for_next_page(browser)
 
 
 def decode_qr_on_screen(browser) -> str:
@@ -278,12 +305,9 @@ def test_the_whole_flow_works_with_the_keyboard_alone(site, browser_factory):
         raise AssertionError(f"{selector} is not reached with TAB on {browser.current_url}")
 
     def enter_and_wait(key: str = Keys.ENTER) -> None:
-        from selenium.webdriver.support import expected_conditions as shows
-
-        old = browser.find_element("css selector", "html")
+        mark_page(browser)
         press(key)
-        waiter(browser).until(shows.staleness_of(old))
-        waiter(browser).until(shows.presence_of_element_located(("css selector", "footer")))
+        wait_for_next_page(browser)
 
     tab_to('a[href="/services?authority=buergeramt"]')
     enter_and_wait()
@@ -357,3 +381,28 @@ def test_the_pages_reflow_on_phones_and_at_200_percent_zoom(site, browser, tmp_p
     shots = sorted(folder.glob("*.png"))
     assert len(shots) == len(SIZES) * len(pages)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in shots)
+
+
+def test_the_browser_solves_the_proof_of_work_so_the_booking_is_confirmed_at_once(
+    guarded_site, browser
+):
+    from selenium.webdriver.support import expected_conditions as shows
+
+    details = flow_urls(guarded_site.base)[-1]
+    open_page(browser, details)
+    proof = ("css selector", 'input[name="altcha"]')
+    waiter(browser).until(shows.presence_of_element_located(proof))
+    waiter(browser).until(lambda b: b.find_element(*proof).get_attribute("value"))
+    assert axe_violations(browser) == []
+    browser.find_element("id", "name").send_keys("Erika Mustermann")
+    browser.find_element("id", "email").send_keys("erika@example.org")
+    browser.find_element("id", "consent").click()
+    click(browser, 'form[action^="/book"] button[type="submit"]')
+
+    assert browser.find_element("tag name", "h1").text == "Ihr Termin ist gebucht"
+    token = browser.current_url.split("/")[-2]
+    appointment = httpx.get(f"{guarded_site.base}/api/v1/appointments/{token}", trust_env=False)
+    assert appointment.json()["status"] == "confirmed"
+    assert [c["name"] for c in browser.get_cookies()] == []  # no cookie for the proof
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert [m for m in errors if "favicon.ico" not in m] == []

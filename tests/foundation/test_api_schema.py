@@ -63,6 +63,7 @@ OPERATIONS = [
     "POST /api/v1/appointments/{token}/reschedule",
     "POST /api/v1/appointments/{token}/confirm",
     "GET /api/v1/appointments/{token}/calendar.ics",
+    "GET /api/v1/proof-challenge",
     "GET /api/v1/me",
     "POST /api/v1/locations/{location}/tickets",
     "POST /api/v1/locations/{location}/checkins",
