@@ -1,6 +1,6 @@
 """Proofs of work already accepted, so none is accepted twice
 
-Revision ID: 0006_booking_site
+Revision ID: 0004_used_proofs
 Revises: 0003_print_jobs
 Create Date: 2026-12-01 19:10:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_booking_site"
+revision: str = "0004_used_proofs"
 down_revision: str | None = "0003_print_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
