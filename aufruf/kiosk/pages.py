@@ -38,6 +38,7 @@ from aufruf.clock import Clock
 from aufruf.db import Database, pick_text
 from aufruf.deps import ClockDep, DatabaseDep, EventsDep, SettingsDep
 from aufruf.errors import Conflict, InvalidInput, NotFound
+from aufruf.kiosk.paper import paper_ticket_coming
 from aufruf.kiosk.qr import qr_svg
 from aufruf.kiosk.texts import check_in_problem, opens_sentence, wait_sentences
 from aufruf.offices import service as offices
@@ -255,7 +256,8 @@ async def result(
     ticket: Ticket,
     now: datetime,
 ) -> Template:
-    """The screen with the new ticket: its number, service, people ahead, wait, QR code."""
+    """The screen with the new ticket: its number, service, people ahead, wait, QR code, and
+    whether it comes on paper."""
     lang = language_of(request, PUBLIC_LANGUAGES)
     async with db.read() as session:
         out = await ticket_out(
@@ -263,6 +265,7 @@ async def result(
         )
         names = {s.id: s.name for s in await offices.list_services(session, lang)}
         place = await offices.get_location(session, location)
+        on_paper = await paper_ticket_coming(session, ticket.id, location, now)
     appointment_time = None
     if out.appointment and place is not None:
         start = datetime.fromisoformat(out.appointment.start).astimezone(ZoneInfo(place.timezone))
@@ -278,6 +281,7 @@ async def result(
         services=[names.get(s, s) for s in out.services],
         waiting=wait_sentences(lang, out.people_ahead, out.estimated_wait_minutes),
         appointment_time=appointment_time,
+        on_paper=on_paper,
         place_name=pick_text(place.name, lang) if place is not None else "",
         qr=qr_svg(str(out.status_url), gettext(lang, "QR code of your ticket's live view")),
         languages=[],

@@ -24,12 +24,17 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(
-    settings: Settings, clock: Clock | None = None, port: int | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    port: int | None = None,
+    *,
+    run_worker: bool = False,
 ) -> Iterator[str]:
-    """Serve `create_app(settings, clock=clock)` until the block ends; yields the base URL."""
+    """Serve `create_app(settings, clock=clock)` until the block ends (with the worker loop,
+    as `aufruf serve` runs it, if `run_worker`); yields the base URL."""
     from aufruf.app import create_app
 
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, run_worker=run_worker)
     port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(

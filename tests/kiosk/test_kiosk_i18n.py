@@ -3,14 +3,16 @@ placeholders intact and the language's own plural forms; Arabic right to left.""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
 
-from aufruf.web.i18n import PUBLIC_LANGUAGES, catalogs, ngettext
+from aufruf.web.i18n import LOCALE_DIR, PUBLIC_LANGUAGES, catalogs, ngettext
 from tests.kiosk.test_kiosk_pages import booked, check_in, office, registered, start_screen
 
 __all__ = ["office"]  # the fixture, shared with the page tests
@@ -33,6 +35,16 @@ def kiosk_messages() -> set[str | tuple[str, ...]]:
         for _, message, _, _ in extract_from_file("python", module, keywords=keywords):
             found.add(message)
     return found
+
+
+def base_layout_messages() -> set[str]:
+    """The texts of base.html, which every page shows."""
+    return {
+        message
+        for _, message, _, _ in extract_from_file(
+            "jinja2.ext:babel_extract", TEMPLATES[0], options={"extensions": "jinja2.ext.i18n"}
+        )
+    }
 
 
 def translations_of(language: str) -> dict[str, object]:
@@ -61,6 +73,20 @@ def test_every_kiosk_message_is_in_the_languages_catalogs(language):
     ]
 
     assert missing == []
+
+
+@pytest.mark.parametrize("language", sorted(PUBLIC_LANGUAGES))
+def test_the_base_layouts_texts_are_in_the_shared_catalog_and_not_the_kiosks(language):
+    folder = LOCALE_DIR / language / "LC_MESSAGES"
+    shared = read_po(io.BytesIO((folder / "messages.po").read_bytes()), locale=language)
+    kiosk = read_po(io.BytesIO((folder / "kiosk.po").read_bytes()), locale=language)
+    layout = base_layout_messages()
+
+    assert {"Skip to main content", "Language"} <= layout
+    assert [m for m in layout if shared.get(m) is None] == []
+    if language != "en":  # English message ids need no translation
+        assert [m for m in layout if not shared.get(m).string] == []
+    assert layout & {m.id for m in kiosk} == set()
 
 
 @pytest.mark.parametrize("language", sorted(set(PUBLIC_LANGUAGES) - {"en"}))
