@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
@@ -99,8 +100,13 @@ def _used_messages() -> set[str | tuple[str, str]]:
 
 
 def _catalog(language: str):
-    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    return read_po(io.BytesIO(path.read_bytes()), locale=language)
+    """Every .po file of the language together, as the pages read them."""
+    merged = Catalog(locale=language)
+    for path in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
+        for message in read_po(io.BytesIO(path.read_bytes()), locale=language):
+            if message.id:
+                merged[message.id] = message
+    return merged
 
 
 def test_a_language_reads_all_its_catalog_files(tmp_path, monkeypatch):
