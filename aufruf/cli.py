@@ -182,6 +182,7 @@ def _demo(settings: Settings, host: str, port: int) -> None:
         ("/api/v1/availability?location=buergeramt-mitte&service=personalausweis", "free times"),
         ("/login", "staff sign-in"),
         ("/desk", "the clerk's desk (after sign-in)"),
+        ("/admin/printers", "ticket printers, and tickets to print again (after sign-in)"),
         ("/schema", "the API documentation (OpenAPI)"),
         ("/health", "health check"),
     ]:

@@ -17,6 +17,7 @@ from aufruf.printer.logic import QR_MODULE_DOTS
 from aufruf.printer.model import PrinterStatus, PrintJob
 from aufruf.printer.render import RenderConfig, job_bytes
 from aufruf.queue.model import Ticket
+from aufruf.worker import Worker
 from tests.conftest import SECRET
 from tests.printer.conftest import (
     OFFICE_NAME,
@@ -199,3 +200,21 @@ async def test_two_workers_at_once_print_every_ticket_exactly_once(db, client, m
     assert first.printed + second.printed == 24
     assert sorted(_numbers(printer.received)) == sorted(numbers)
     assert {j.status for j in await _jobs(db)} == {"printed"}
+
+
+async def test_the_running_worker_prints_a_new_ticket_within_moments(db, client, morning, printer):
+    office = await _office(db, morning, printer)
+    worker = Worker(db, morning, printing=PrintDelivery(db, CONFIG))
+    stop = asyncio.Event()
+    running_worker = asyncio.create_task(worker.run(stop))
+    try:
+        number = (await draw(client, office.kiosk_a)).json()["number"]
+        async with asyncio.timeout(10):
+            while not printer.received:
+                assert not running_worker.done()
+                await asyncio.sleep(0.05)  # the worker runs in this loop; wait for its turn
+    finally:
+        stop.set()
+        await running_worker
+
+    assert _numbers(printer.received) == [number]
