@@ -43,7 +43,11 @@ log = logging.getLogger("aufruf.printer.agent")
 BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30, 60)
 KEEP_IDS = 5000  # job ids remembered (far more than a day's tickets of one printer)
 REPORT_AGAIN = 20  # outcomes repeated after a reconnect, in case an answer was lost
-REFUSED_CODES = {4401: "the token is unknown or revoked", 4403: "the token may not print here"}
+REFUSED_CODES = {
+    4401: "the token is unknown or revoked",
+    4403: "the token may not print here",
+    4404: "the token's printer is not in the directory",
+}
 
 
 class AgentStopped(Exception):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 LEASE = timedelta(seconds=60)  # a job taken to be sent; long enough to open and start
 ACK_TIMEOUT = timedelta(minutes=2)  # started and never acknowledged: interrupted
-SEEN_WITHIN = timedelta(seconds=90)  # a printer not heard of for longer counts as offline
+SEEN_WITHIN = timedelta(seconds=90)  # an agent not heard of for longer counts as offline
 RETRY_SECONDS = (5, 10, 20, 40, 60)
 ACTIVE_TICKETS = ("waiting", "called", "serving")  # the queue's open states
 ERROR_MAX = 300
@@ -445,7 +445,8 @@ async def printer_states(
     for printer in printers:
         status = statuses.get(printer.id)
         seen = status.last_seen if status else None
-        recent = seen is not None and now - seen <= SEEN_WITHIN
+        # an agent keeps in touch; a direct printer is only heard of when it prints
+        recent = seen is not None and (printer.connection == "direct" or now - seen <= SEEN_WITHIN)
         states.append(
             PrinterState(
                 id=printer.id,
