@@ -180,3 +180,20 @@ async def test_a_staff_printer_token_of_a_direct_printer_is_refused(server, db, 
     assert ws.close_code == 4403
     async with db.read() as session:
         assert list(await session.scalars(select(PrintJob))) == []
+
+
+@pytest.mark.redis
+async def test_new_jobs_reach_the_agent_through_redis_too(db, office, settings, morning):
+    from dataclasses import replace
+
+    from tests.conftest import need_redis
+
+    with live_server(replace(settings, redis_url=need_redis()), morning) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT, trust_env=False) as http:
+            await draw(http, office.kiosk_a)
+            async with agent_socket(base, office.printer_a) as ws:
+                await next_job(ws)  # sent after the socket subscribed
+                drawn = (await draw(http, office.kiosk_a)).json()
+                job = await next_job(ws, within=PROMPTLY)
+
+    assert number_on(job) == drawn["number"]
