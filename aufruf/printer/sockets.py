@@ -197,6 +197,7 @@ class PrinterLink:
                 await printing.mark_started(session, job, self.printer_id, now)
             elif kind == "ack":
                 await printing.mark_printed(session, job, self.printer_id, now)
+                await printing.note_printer(session, self.printer_id, now, online=True)
             else:
                 await self._failed(session, job, now, reason)
         self.sent.discard(job)
