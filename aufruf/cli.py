@@ -198,6 +198,15 @@ def _demo(settings: Settings, host: str, port: int) -> None:
     _serve(settings, host, port, 1, True)
 
 
+def _token_glued(argv: list[str]) -> list[str]:
+    """`--token T` as `--token=T`: a token may begin with "-", which argparse would take for
+    an option."""
+    if "--token" not in argv[:-1]:
+        return argv
+    at = argv.index("--token")
+    return [*argv[:at], f"--token={argv[at + 1]}", *argv[at + 2 :]]
+
+
 def _printer_agent(args: argparse.Namespace) -> None:
     from aufruf.printer.agent import AgentStopped, run_agent
 
@@ -250,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_token_glued(sys.argv[1:] if argv is None else list(argv)))
     if args.command == "printer-agent":  # runs beside the printer: no server settings
         _printer_agent(args)
         return
