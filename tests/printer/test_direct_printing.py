@@ -218,3 +218,36 @@ async def test_the_running_worker_prints_a_new_ticket_within_moments(db, client,
         await running_worker
 
     assert _numbers(printer.received) == [number]
+
+
+async def test_two_workers_claiming_at_the_same_moment_take_different_jobs(
+    db, client, morning, printer
+):
+    office = await _office(db, morning, printer)
+    for _ in range(6):
+        await draw(client, office.kiosk_a)
+    other = Database(db.url)
+    first_claimed, second_claimed = asyncio.Event(), asyncio.Event()
+
+    async def first() -> list[int]:
+        async with db.write() as session:
+            taken = await printing.claim_direct(session, morning.now(), limit=3)
+            first_claimed.set()
+            if not db.is_sqlite:  # PostgreSQL: hold the rows while the other one claims
+                await asyncio.wait_for(second_claimed.wait(), 10)
+        return [job.id for job in taken]
+
+    async def second() -> list[int]:
+        await first_claimed.wait()
+        async with other.write() as session:  # SQLite: waits for the first to commit
+            taken = await printing.claim_direct(session, morning.now(), limit=6)
+        second_claimed.set()
+        return [job.id for job in taken]
+
+    try:
+        mine, theirs = await asyncio.gather(first(), second())
+    finally:
+        await other.dispose()
+
+    assert len(mine) == 3 and len(theirs) == 3
+    assert set(mine).isdisjoint(theirs)
