@@ -197,3 +197,30 @@ async def test_new_jobs_reach_the_agent_through_redis_too(db, office, settings, 
                 job = await next_job(ws, within=PROMPTLY)
 
     assert number_on(job) == drawn["number"]
+
+
+async def test_an_agent_that_stops_answering_is_taken_for_gone(db, office, settings, morning):
+    from aufruf.printer import sockets
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(sockets, "HEARTBEAT_SECONDS", 0.2)
+    patch.setattr(sockets, "SILENT_SECONDS", 1.0)
+    try:
+        with live_server(settings, morning) as base:
+            async with agent_socket(base, office.printer_a) as ws:
+                pings = 0
+                with pytest.raises(ConnectionClosed):
+                    async with asyncio.timeout(TIMEOUT):
+                        while True:  # a hung agent: reads, never answers
+                            pings += json.loads(await ws.recv())["type"] == "ping"
+            async with db.read() as session:
+                [state] = [
+                    s
+                    for s in await printing.printer_states(session, None, morning.now())
+                    if s.id == "drucker-a"
+                ]
+    finally:
+        patch.undo()
+
+    assert pings >= 2
+    assert state.online is False
