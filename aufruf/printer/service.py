@@ -235,6 +235,14 @@ async def claim_for_printer(
     return await _take(session, stmt, now)
 
 
+async def has_due_job(session: AsyncSession, printer_id: str, now: datetime) -> bool:
+    """Whether the printer has a job to take now (a read, before taking it in a write)."""
+    found = await session.scalar(
+        select(PrintJob.id).where(_due(now), PrintJob.printer_id == printer_id).limit(1)
+    )
+    return found is not None
+
+
 async def next_direct_due(session: AsyncSession) -> datetime | None:
     """When the earliest queued job of a direct printer is due (None: there is none)."""
     return await session.scalar(

@@ -127,6 +127,9 @@ class PrinterLink:
 
     async def send_due_jobs(self) -> None:
         now = self.clock.now()
+        async with self.db.read() as session:  # most looks find nothing: no write lock then
+            if not await printing.has_due_job(session, self.printer_id, now):
+                return
         async with self.db.write() as session:
             claimed = await printing.claim_for_printer(session, self.printer_id, now)
         for job in claimed:
