@@ -247,8 +247,16 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("AUFRUF_PRINTER_TOKEN"),
         help="the printer's token (or AUFRUF_PRINTER_TOKEN)",
     )
-    agent.add_argument("--printer", required=True, help="net:HOST[:PORT], usb:VID:PID, …")
-    agent.add_argument("--state", type=Path, help="where printed job ids are remembered")
+    agent.add_argument(
+        "--printer",
+        required=True,
+        help="net:HOST[:PORT], usb:VID:PID, serial:DEVICE[:BAUD], file:PATH or dummy:PATH",
+    )
+    agent.add_argument(
+        "--state",
+        type=Path,
+        help="the file that remembers printed jobs (default under ~/.local/state/aufruf/)",
+    )
     from aufruf.auth.cli import add_commands as add_auth_commands
 
     add_auth_commands(sub)  # user create, token create|list|revoke
