@@ -54,7 +54,7 @@ class PrinterOut(msgspec.Struct):
     last_seen: str | None
     problem: str | None
     queued: int
-    interrupted: int  # cut off or given up, not reprinted yet
+    interrupted: int  # cut off mid-print, not reprinted yet
     to_reprint: list[PrintJobOut]
 
 

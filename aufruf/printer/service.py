@@ -421,7 +421,7 @@ async def printer_states(
     session: AsyncSession, location_ids: list[str] | None, now: datetime
 ) -> list[PrinterState]:
     """The active printers of these locations (None: all) with what was last heard of them
-    and their jobs waiting or waiting for a reprint. Online only if heard of recently."""
+    and their jobs waiting, or cut off and waiting for a reprint."""
     printers = await offices.printers_at(session, location_ids)
     ids = [p.id for p in printers]
     statuses = {
@@ -437,7 +437,7 @@ async def printer_states(
             or_(
                 PrintJob.status == "queued",
                 and_(
-                    PrintJob.status.in_(("interrupted", "failed")),
+                    PrintJob.status == "interrupted",
                     PrintJob.reprinted_by.is_(None),
                 ),
             ),
@@ -475,10 +475,11 @@ async def printer_states(
 async def jobs_to_reprint(
     session: AsyncSession, location_ids: list[str] | None, limit: int = 100
 ) -> list[PrintJob]:
-    """Jobs cut off mid-print (or given up) and not reprinted since, newest first."""
+    """Jobs cut off mid-print and not reprinted since, newest first. (A failed job is not
+    listed: its ticket is no longer active, or its printer is gone.)"""
     stmt = (
         select(PrintJob)
-        .where(PrintJob.status.in_(("interrupted", "failed")), PrintJob.reprinted_by.is_(None))
+        .where(PrintJob.status == "interrupted", PrintJob.reprinted_by.is_(None))
         .order_by(PrintJob.id.desc())
         .limit(limit)
     )
