@@ -16,6 +16,7 @@ from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
 from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.model import PrintJob
 from aufruf.printer.sockets import announce_jobs
 from aufruf.queue import service as queue
@@ -132,8 +133,8 @@ class PrintingController(Controller):
         async with db.read() as session:
             if await offices.get_location(session, location) is None:
                 raise NotFound(f"There is no location {location!r}.")
-            states = await printing.printer_states(session, [location], clock.now())
-            to_reprint = await printing.jobs_to_reprint(session, [location])
+            states = await printer_status.printer_states(session, [location], clock.now())
+            to_reprint = await printer_status.jobs_to_reprint(session, [location])
             jobs = [await job_out(session, job) for job in to_reprint]
         return [
             PrinterOut(

@@ -17,7 +17,7 @@ from aufruf.auth.guards import PAGE_EXCEPTION_HANDLERS
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.offices import service as offices
-from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.api import job_out, reprint_ticket
 from aufruf.printer.model import PrintJob
 from aufruf.web.i18n import gettext, language_cookies, language_of
@@ -93,11 +93,11 @@ class PrinterPages(Controller):
         scope = sorted(actor.locations) if actor.locations is not None else None
         now = clock.now()
         async with db.read() as session:
-            states = await printing.printer_states(session, scope, now)
+            states = await printer_status.printer_states(session, scope, now)
             locations = {loc.id: loc for loc in await offices.list_locations(session, lang)}
             statuses = status_names(lang)
             cut_off = []
-            for job in await printing.jobs_to_reprint(session, scope):
+            for job in await printer_status.jobs_to_reprint(session, scope):
                 out = await job_out(session, job)
                 zone = _zone(locations, job.location_id)
                 cut_off.append(

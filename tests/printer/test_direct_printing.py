@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from aufruf.db import Database
 from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.delivery import PrintDelivery
 from aufruf.printer.logic import QR_MODULE_DOTS
 from aufruf.printer.model import PrinterStatus, PrintJob
@@ -163,7 +164,7 @@ async def test_a_ticket_cut_off_mid_print_is_interrupted_and_never_sent_again(
     async with db.read() as session:
         [state] = [
             s
-            for s in await printing.printer_states(session, None, morning.now())
+            for s in await printer_status.printer_states(session, None, morning.now())
             if s.id == "drucker-a"
         ]
     assert state.interrupted == 1

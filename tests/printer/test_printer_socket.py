@@ -16,7 +16,7 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.model import PrintJob
 from tests.display.live import live_server
 from tests.printer.conftest import Office, a_printing_office, a_token, draw
@@ -130,7 +130,7 @@ async def test_a_refusing_printer_is_retried_and_a_cut_off_one_is_left_for_repri
             retried = await session.get(PrintJob, refused["job"])
             [state] = [
                 s
-                for s in await printing.printer_states(session, None, morning.now())
+                for s in await printer_status.printer_states(session, None, morning.now())
                 if s.id == "drucker-a"
             ]
 
@@ -150,7 +150,7 @@ async def test_a_disconnect_is_noticed_and_unstarted_jobs_go_to_the_next_connect
             async with db.read() as session:
                 [state] = [
                     s
-                    for s in await printing.printer_states(session, None, morning.now())
+                    for s in await printer_status.printer_states(session, None, morning.now())
                     if s.id == "drucker-a"
                 ]
             if not state.online:
@@ -216,7 +216,7 @@ async def test_an_agent_that_stops_answering_is_taken_for_gone(db, office, setti
             async with db.read() as session:
                 [state] = [
                     s
-                    for s in await printing.printer_states(session, None, morning.now())
+                    for s in await printer_status.printer_states(session, None, morning.now())
                     if s.id == "drucker-a"
                 ]
     finally:
