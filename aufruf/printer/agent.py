@@ -253,6 +253,7 @@ class PrinterAgent:
             self.memory.note_started(job)  # on disk before the first byte
             await self.send(ws, {"type": "started", "job": job})
             await connection.write(data)
+            paper = await connection.paper()
         except PrintCutOff as exc:
             log.error("job %d was cut off: %s; staff can reprint it", job, exc)
             await self.send(ws, {"type": "failed", "job": job, "reason": str(exc)})
@@ -263,7 +264,7 @@ class PrinterAgent:
         self.memory.note_printed(job)
         await self.send(ws, {"type": "ack", "job": job})
         log.info("printed job %d (%d bytes) on %s", job, len(data), self.target)
-        await self.report_online(ws, True, await connection.paper())
+        await self.report_online(ws, True, paper)
 
     async def report_online(self, ws: ClientConnection, online: bool, paper: str | None = None):
         if online != self.online or paper is not None:
