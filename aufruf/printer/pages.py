@@ -58,6 +58,17 @@ def problems(lang: str) -> dict[str, str]:
     }
 
 
+def desk_printer_strings(lang: str) -> dict[str, str]:
+    """The texts of the desk's printer line (desk.js fills in `%(name)s` and `%(count)s`)."""
+    return {
+        "offline": gettext(lang, "Ticket printer %(name)s is not reachable."),
+        "paper_out": gettext(lang, "Ticket printer %(name)s is out of paper."),
+        "paper_low": gettext(lang, "Ticket printer %(name)s is running low on paper."),
+        "cut_off": gettext(lang, "%(name)s: %(count)s tickets to print again."),
+        "link": gettext(lang, "Ticket printers"),
+    }
+
+
 @dataclass(frozen=True)
 class JobRow:
     job: int
