@@ -43,7 +43,9 @@ from aufruf.logs import access_log_middleware, redact
 from aufruf.notifications.outbox import Delivery
 from aufruf.notifications.pages import OutboxPages
 from aufruf.offices.api import DirectoryController
+from aufruf.printer.api import PrintingController
 from aufruf.printer.delivery import PrintDelivery
+from aufruf.printer.pages import PrinterPages
 from aufruf.printer.sockets import printer_socket
 from aufruf.queue.api import (
     COUNTER_ACTIONS,
@@ -171,6 +173,8 @@ def create_app(
             WallDisplayPage,
             PhoneViewPages,
             printer_socket,  # the printer agents (aufruf.printer)
+            PrintingController,
+            PrinterPages,
             static_files_router(),
         ],
         dependencies={

@@ -185,6 +185,7 @@ def _demo(settings: Settings, host: str, port: int) -> None:
         ("/login", "staff sign-in"),
         ("/desk", "the clerk's desk (after sign-in)"),
         ("/kiosk/buergeramt-mitte?token=…", "the kiosk (with the token printed below)"),
+        ("/admin/printers", "ticket printers, and tickets to print again (after sign-in)"),
         ("/schema", "the API documentation (OpenAPI)"),
         ("/health", "health check"),
     ]:
@@ -198,6 +199,15 @@ def _demo(settings: Settings, host: str, port: int) -> None:
     print()
     sys.stdout.flush()
     _serve(settings, host, port, 1, True)
+
+
+def _token_glued(argv: list[str]) -> list[str]:
+    """`--token T` as `--token=T`: a token may begin with "-", which argparse would take for
+    an option."""
+    if "--token" not in argv[:-1]:
+        return argv
+    at = argv.index("--token")
+    return [*argv[:at], f"--token={argv[at + 1]}", *argv[at + 2 :]]
 
 
 def _printer_agent(args: argparse.Namespace) -> None:
@@ -240,8 +250,16 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("AUFRUF_PRINTER_TOKEN"),
         help="the printer's token (or AUFRUF_PRINTER_TOKEN)",
     )
-    agent.add_argument("--printer", required=True, help="net:HOST[:PORT], usb:VID:PID, …")
-    agent.add_argument("--state", type=Path, help="where printed job ids are remembered")
+    agent.add_argument(
+        "--printer",
+        required=True,
+        help="net:HOST[:PORT], usb:VID:PID, serial:DEVICE[:BAUD], file:PATH or dummy:PATH",
+    )
+    agent.add_argument(
+        "--state",
+        type=Path,
+        help="the file that remembers printed jobs (default under ~/.local/state/aufruf/)",
+    )
     from aufruf.auth.cli import add_commands as add_auth_commands
 
     add_auth_commands(sub)  # user create, token create|list|revoke
@@ -252,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_token_glued(sys.argv[1:] if argv is None else list(argv)))
     if args.command == "printer-agent":  # runs beside the printer: no server settings
         _printer_agent(args)
         return

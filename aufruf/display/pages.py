@@ -18,6 +18,7 @@ from aufruf.deps import ActorDep, DatabaseDep
 from aufruf.display.service import views_of
 from aufruf.offices import service as offices
 from aufruf.offices.model import Counter
+from aufruf.printer.pages import desk_printer_strings
 from aufruf.web.i18n import gettext, language_cookies, language_of
 from aufruf.web.templating import page_context
 
@@ -60,6 +61,7 @@ def desk_strings(lang: str) -> dict[str, Any]:
             "csrf": gettext(lang, "The page has expired. Please reload it."),
             "forbidden": gettext(lang, "You may not do this at this counter."),
         },
+        "printers": desk_printer_strings(lang),  # the location's ticket printers
         "nobody": gettext(lang, "Nobody is waiting for this counter."),
         "no_current": gettext(lang, "No current ticket."),
         "queue_empty": gettext(lang, "Nobody is waiting."),

@@ -43,7 +43,11 @@ log = logging.getLogger("aufruf.printer.agent")
 BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30, 60)
 KEEP_IDS = 5000  # job ids remembered (far more than a day's tickets of one printer)
 REPORT_AGAIN = 20  # outcomes repeated after a reconnect, in case an answer was lost
-REFUSED_CODES = {4401: "the token is unknown or revoked", 4403: "the token may not print here"}
+REFUSED_CODES = {
+    4401: "the token is unknown or revoked",
+    4403: "the token may not print here",
+    4404: "the token's printer is not in the directory",
+}
 
 
 class AgentStopped(Exception):
@@ -115,6 +119,7 @@ class PrinterAgent:
         self.target = target
         self.memory = memory
         self.online: bool | None = None
+        self.sending = asyncio.Lock()
 
     async def check_printer(self) -> None:
         """Open and close the printer once; AgentStopped when it cannot be reached."""
@@ -165,26 +170,58 @@ class PrinterAgent:
                 await asyncio.wait_for(stop.wait(), pause)
 
     async def serve(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        """Read the server's messages (pings are answered at once, also while printing) and
+        print the jobs one after the other. When the connection ends, the job on the printer
+        is finished; the ones not started yet come again with the next connection."""
         await self.send(ws, {"type": "status", "online": bool(self.online), "paper": None})
         for job, printed in self.memory.recent_outcomes():
             await self.send_outcome(ws, job, printed)
+        jobs: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+        closing = asyncio.Event()
+        printer = asyncio.create_task(self.print_queued(ws, jobs, closing))
+        reader = asyncio.create_task(self.read(ws, jobs))
         stopping = asyncio.create_task(stop.wait())
         try:
-            while True:
-                receiving = asyncio.create_task(ws.recv())
-                done, _ = await asyncio.wait(
-                    {receiving, stopping}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if stopping in done:
-                    receiving.cancel()
-                    await ws.close()
-                    return
-                await self.handle(ws, json.loads(receiving.result()))
+            done, _ = await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            closing.set()
+            jobs.put_nowait((0, ""))  # wakes the printer task if it waits
+            reader.cancel()
             stopping.cancel()
+            await asyncio.gather(printer, reader, stopping, return_exceptions=True)
+        if stopping in done:
+            await ws.close()
+            return
+        reader.result()  # how the connection ended, for run()
+
+    async def read(self, ws: ClientConnection, jobs: asyncio.Queue[tuple[int, str]]) -> None:
+        while True:
+            try:
+                message = json.loads(await ws.recv())
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            if message.get("type") == "ping":
+                await self.send(ws, {"type": "pong"})
+            elif message.get("type") == "print" and isinstance(message.get("job"), int):
+                jobs.put_nowait((message["job"], message.get("escpos_base64") or ""))
+
+    async def print_queued(
+        self, ws: ClientConnection, jobs: asyncio.Queue[tuple[int, str]], closing: asyncio.Event
+    ) -> None:
+        while True:
+            job, encoded = await jobs.get()
+            if closing.is_set():
+                return
+            try:
+                await self.print_job(ws, job, encoded)
+            except ConnectionClosed:
+                return  # the outcome is in the state file and is told on the next connection
 
     async def send(self, ws: ClientConnection, message: dict[str, Any]) -> None:
-        await ws.send(json.dumps(message, separators=(",", ":")))
+        async with self.sending:
+            await ws.send(json.dumps(message, separators=(",", ":")))
 
     async def send_outcome(self, ws: ClientConnection, job: int, printed: bool) -> None:
         if printed:
@@ -193,14 +230,6 @@ class PrinterAgent:
             await self.send(
                 ws, {"type": "failed", "job": job, "reason": "the agent stopped while printing"}
             )
-
-    async def handle(self, ws: ClientConnection, message: Any) -> None:
-        if not isinstance(message, dict):
-            return
-        if message.get("type") == "ping":
-            await self.send(ws, {"type": "pong"})
-        elif message.get("type") == "print" and isinstance(message.get("job"), int):
-            await self.print_job(ws, message["job"], message.get("escpos_base64") or "")
 
     async def print_job(self, ws: ClientConnection, job: int, encoded: str) -> None:
         if self.memory.knows(job):
@@ -224,6 +253,7 @@ class PrinterAgent:
             self.memory.note_started(job)  # on disk before the first byte
             await self.send(ws, {"type": "started", "job": job})
             await connection.write(data)
+            paper = await connection.paper()
         except PrintCutOff as exc:
             log.error("job %d was cut off: %s; staff can reprint it", job, exc)
             await self.send(ws, {"type": "failed", "job": job, "reason": str(exc)})
@@ -234,7 +264,7 @@ class PrinterAgent:
         self.memory.note_printed(job)
         await self.send(ws, {"type": "ack", "job": job})
         log.info("printed job %d (%d bytes) on %s", job, len(data), self.target)
-        await self.report_online(ws, True, await connection.paper())
+        await self.report_online(ws, True, paper)
 
     async def report_online(self, ws: ClientConnection, online: bool, paper: str | None = None):
         if online != self.online or paper is not None:

@@ -134,10 +134,22 @@ class ThreadConnection:
         if self._paper is None:
             return None
         try:
-            code = await asyncio.wait_for(asyncio.to_thread(self._paper), CLOSE_TIMEOUT)
+            answer = await asyncio.wait_for(asyncio.to_thread(self._paper), CLOSE_TIMEOUT)
         except Exception:
             return None
-        return {2: "ok", 1: "low", 0: "out"}.get(code)
+        return paper_state(answer)
+
+
+def paper_state(answer: bytes) -> str | None:
+    """The paper sensor's answer to DLE EOT 4 as "ok", "low" or "out"; None without one (the
+    library would call silence "plenty of paper")."""
+    if not answer:
+        return None
+    if answer[0] & 0x60 == 0x60:  # paper end sensor
+        return "out"
+    if answer[0] & 0x0C == 0x0C:  # near-end sensor
+        return "low"
+    return "ok"
 
 
 def _why(exc: BaseException) -> str:
@@ -162,7 +174,7 @@ def _open_usb(address: str) -> ThreadConnection:
     vendor, product = (int(part, 16) for part in address.split(":"))
     printer = Usb(vendor, product, profile="TM-T88V")
     printer.open()
-    return ThreadConnection(printer, printer._raw, printer.close, printer.paper_status)
+    return ThreadConnection(printer, printer._raw, printer.close, _paper_query(printer))
 
 
 def _open_serial(address: str) -> ThreadConnection:
@@ -173,7 +185,13 @@ def _open_serial(address: str) -> ThreadConnection:
     printer.open()
     if printer.device is None:
         raise OSError(f"cannot open {device}")
-    return ThreadConnection(printer, printer._raw, printer.close)
+    return ThreadConnection(printer, printer._raw, printer.close, _paper_query(printer))
+
+
+def _paper_query(printer: Any) -> Any:
+    from escpos.constants import RT_STATUS_PAPER
+
+    return lambda: printer.query_status(RT_STATUS_PAPER)
 
 
 async def open_printer(target: Target | str, seconds: float = CONNECT_TIMEOUT) -> Connection:

@@ -20,6 +20,7 @@ from datetime import datetime
 from aufruf.db import Database
 from aufruf.offices import service as offices
 from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.backends import PrintCutOff, PrinterUnreachable, open_printer
 from aufruf.printer.render import NotPrintable, RenderConfig, job_bytes
 from aufruf.printer.service import Claimed
@@ -107,7 +108,7 @@ class PrintDelivery:
                 await printing.retry_later(
                     session, job.id, job.printer_id, now, str(exc), job.lease_until
                 )
-                await printing.note_printer(
+                await printer_status.note_printer(
                     session, job.printer_id, now, online=False, problem=str(exc)
                 )
             log.warning("print job %d waits: %s", job.id, exc)
@@ -132,7 +133,7 @@ class PrintDelivery:
         except PrintCutOff as exc:
             async with self.db.write() as session:
                 await printing.mark_interrupted(session, job.id, job.printer_id, now, str(exc))
-                await printing.note_printer(
+                await printer_status.note_printer(
                     session, job.printer_id, now, online=False, problem=str(exc)
                 )
             log.warning(
@@ -146,6 +147,6 @@ class PrintDelivery:
             return
         async with self.db.write() as session:
             await printing.mark_printed(session, job.id, job.printer_id, now)
-            await printing.note_printer(session, job.printer_id, now, online=True)
+            await printer_status.note_printer(session, job.printer_id, now, online=True)
         log.info("printed job %d (ticket %d) on %s", job.id, job.ticket_id, job.printer_id)
         outcome.printed += 1

@@ -18,21 +18,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.offices import service as offices
 from aufruf.offices.model import Printer
-from aufruf.printer.model import PAPER_STATES, PrinterStatus, PrintJob
+from aufruf.printer.model import PrintJob
 
 if TYPE_CHECKING:
     from aufruf.queue.model import Ticket
 
 LEASE = timedelta(seconds=60)  # a job taken to be sent; long enough to open and start
 ACK_TIMEOUT = timedelta(minutes=2)  # started and never acknowledged: interrupted
-SEEN_WITHIN = timedelta(seconds=90)  # a printer not heard of for longer counts as offline
 RETRY_SECONDS = (5, 10, 20, 40, 60)
 ACTIVE_TICKETS = ("waiting", "called", "serving")  # the queue's open states
 ERROR_MAX = 300
@@ -235,6 +232,14 @@ async def claim_for_printer(
     return await _take(session, stmt, now)
 
 
+async def has_due_job(session: AsyncSession, printer_id: str, now: datetime) -> bool:
+    """Whether the printer has a job to take now (a read, before taking it in a write)."""
+    found = await session.scalar(
+        select(PrintJob.id).where(_due(now), PrintJob.printer_id == printer_id).limit(1)
+    )
+    return found is not None
+
+
 async def next_direct_due(session: AsyncSession) -> datetime | None:
     """When the earliest queued job of a direct printer is due (None: there is none)."""
     return await session.scalar(
@@ -361,128 +366,3 @@ async def interrupt_unacknowledged(session: AsyncSession, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
-
-
-# --- what staff see ----------------------------------------------------------------------
-
-
-async def note_printer(
-    session: AsyncSession,
-    printer_id: str,
-    now: datetime,
-    *,
-    online: bool,
-    paper: str | None = None,
-    problem: str | None = None,
-    connected: bool = False,
-    keep_paper: bool = True,
-) -> None:
-    """Record what was just heard of a printer. `paper` is kept from before unless given
-    (or `keep_paper` is False); an unknown paper state is stored as not reported."""
-    values: dict = {"online": online, "last_seen": now, "problem": _clip(problem)}
-    if connected:
-        values["connected_at"] = now
-    if paper is not None or not keep_paper:
-        values["paper"] = paper if paper in PAPER_STATES else None
-    insert = pg_insert if _is_postgres(session) else sqlite_insert
-    stmt = insert(PrinterStatus).values(printer_id=printer_id, **values)
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=[PrinterStatus.printer_id], set_=values)
-    )
-
-
-async def printer_status(session: AsyncSession, printer_id: str) -> PrinterStatus | None:
-    return await session.get(PrinterStatus, printer_id)
-
-
-@dataclass(frozen=True)
-class PrinterState:
-    id: str
-    name: str
-    location_id: str
-    connection: str
-    online: bool
-    paper: str | None
-    last_seen: datetime | None
-    problem: str | None
-    queued: int
-    interrupted: int
-
-
-async def printer_states(
-    session: AsyncSession, location_ids: list[str] | None, now: datetime
-) -> list[PrinterState]:
-    """The active printers of these locations (None: all) with what was last heard of them
-    and their jobs waiting or waiting for a reprint. Online only if heard of recently."""
-    printers = await offices.printers_at(session, location_ids)
-    ids = [p.id for p in printers]
-    statuses = {
-        s.printer_id: s
-        for s in await session.scalars(
-            select(PrinterStatus).where(PrinterStatus.printer_id.in_(ids))
-        )
-    }
-    counts = await session.execute(
-        select(PrintJob.printer_id, PrintJob.status, func.count())
-        .where(
-            PrintJob.printer_id.in_(ids),
-            or_(
-                PrintJob.status == "queued",
-                and_(
-                    PrintJob.status.in_(("interrupted", "failed")),
-                    PrintJob.reprinted_by.is_(None),
-                ),
-            ),
-        )
-        .group_by(PrintJob.printer_id, PrintJob.status)
-    )
-    queued: dict[str, int] = {}
-    cut_off: dict[str, int] = {}
-    for printer_id, status, count in counts:
-        target = queued if status == "queued" else cut_off
-        target[printer_id] = target.get(printer_id, 0) + count
-    states = []
-    for printer in printers:
-        status = statuses.get(printer.id)
-        seen = status.last_seen if status else None
-        recent = seen is not None and now - seen <= SEEN_WITHIN
-        states.append(
-            PrinterState(
-                id=printer.id,
-                name=printer.name,
-                location_id=printer.location_id,
-                connection=printer.connection,
-                online=bool(status and status.online and recent),
-                paper=status.paper if status and recent else None,
-                last_seen=seen,
-                problem=status.problem if status else None,
-                queued=queued.get(printer.id, 0),
-                interrupted=cut_off.get(printer.id, 0),
-            )
-        )
-    return states
-
-
-async def jobs_to_reprint(
-    session: AsyncSession, location_ids: list[str] | None, limit: int = 100
-) -> list[PrintJob]:
-    """Jobs cut off mid-print (or given up) and not reprinted since, newest first."""
-    stmt = (
-        select(PrintJob)
-        .where(PrintJob.status.in_(("interrupted", "failed")), PrintJob.reprinted_by.is_(None))
-        .order_by(PrintJob.id.desc())
-        .limit(limit)
-    )
-    if location_ids is not None:
-        stmt = stmt.where(PrintJob.location_id.in_(location_ids))
-    return list(await session.scalars(stmt))
-
-
-async def recent_jobs(
-    session: AsyncSession, location_ids: list[str] | None, limit: int = 30
-) -> list[PrintJob]:
-    """The newest jobs of these locations (None: all)."""
-    stmt = select(PrintJob).order_by(PrintJob.id.desc()).limit(limit)
-    if location_ids is not None:
-        stmt = stmt.where(PrintJob.location_id.in_(location_ids))
-    return list(await session.scalars(stmt))

@@ -49,6 +49,7 @@ from aufruf.errors import DomainError, Forbidden, NotFound
 from aufruf.offices import service as offices
 from aufruf.offices.model import Printer
 from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.model import PrintJob
 from aufruf.printer.render import NotPrintable, RenderConfig, job_bytes
 from aufruf.queue.events import location_channel
@@ -112,7 +113,7 @@ class PrinterLink:
 
     async def note(self, **state: Any) -> None:
         async with self.db.write() as session:
-            await printing.note_printer(session, self.printer_id, self.clock.now(), **state)
+            await printer_status.note_printer(session, self.printer_id, self.clock.now(), **state)
 
     # --- jobs out ------------------------------------------------------------------------
 
@@ -127,6 +128,9 @@ class PrinterLink:
 
     async def send_due_jobs(self) -> None:
         now = self.clock.now()
+        async with self.db.read() as session:  # most looks find nothing: no write lock then
+            if not await printing.has_due_job(session, self.printer_id, now):
+                return
         async with self.db.write() as session:
             claimed = await printing.claim_for_printer(session, self.printer_id, now)
         for job in claimed:
@@ -197,6 +201,7 @@ class PrinterLink:
                 await printing.mark_started(session, job, self.printer_id, now)
             elif kind == "ack":
                 await printing.mark_printed(session, job, self.printer_id, now)
+                await printer_status.note_printer(session, self.printer_id, now, online=True)
             else:
                 await self._failed(session, job, now, reason)
         self.sent.discard(job)
@@ -213,7 +218,9 @@ class PrinterLink:
             return
         if job.status == "queued":  # nothing printed: the printer refused
             await printing.retry_later(session, job_id, self.printer_id, now, reason)
-            await printing.note_printer(session, self.printer_id, now, online=False, problem=reason)
+            await printer_status.note_printer(
+                session, self.printer_id, now, online=False, problem=reason
+            )
         elif job.status == "started":  # cut off
             await printing.mark_interrupted(session, job_id, self.printer_id, now, reason)
 
@@ -237,8 +244,8 @@ class PrinterLink:
     async def _touch(self) -> None:
         """Refresh "last seen" without changing the reported state."""
         async with self.db.write() as session:
-            status = await printing.printer_status(session, self.printer_id)
-            await printing.note_printer(
+            status = await printer_status.printer_status(session, self.printer_id)
+            await printer_status.note_printer(
                 session,
                 self.printer_id,
                 self.clock.now(),
@@ -273,7 +280,7 @@ class PrinterLink:
         try:
             async with self.db.write() as session:
                 await printing.release(session, self.printer_id, sorted(self.sent))
-                await printing.note_printer(
+                await printer_status.note_printer(
                     session, self.printer_id, self.clock.now(), online=False, keep_paper=True
                 )
         except Exception:

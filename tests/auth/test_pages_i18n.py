@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
@@ -99,14 +100,10 @@ def _used_messages() -> set[str | tuple[str, str]]:
 
 
 def _catalog(language: str):
-    """All catalog files of the language as one (each area of the pages keeps its own)."""
-    merged = None
+    """Every .po file of the language together, as the pages read them."""
+    merged = Catalog(locale=language)
     for path in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
-        catalog = read_po(io.BytesIO(path.read_bytes()), locale=language)
-        if merged is None:
-            merged = catalog
-            continue
-        for message in catalog:
+        for message in read_po(io.BytesIO(path.read_bytes()), locale=language):
             if message.id:
                 merged[message.id] = message
     return merged

@@ -87,6 +87,8 @@ OPERATIONS = [
     "POST /api/v1/tickets/{ref}/priority",
     "POST /api/v1/tickets/{ref}/reactivate",
     "POST /api/v1/tickets/{ref}/cancel",
+    "POST /api/v1/tickets/{ref}/reprint",
+    "GET /api/v1/locations/{location}/printers",
     "GET /api/v1/tickets/{ref}",
     "DELETE /api/v1/tickets/{ref}",
 ]

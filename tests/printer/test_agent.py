@@ -142,7 +142,8 @@ async def test_every_ticket_is_printed_once_also_across_a_restart_of_the_agent(
 
 
 async def test_a_bad_token_stops_the_agent_with_one_clear_line(server, tmp_path):
-    agent = start_agent(server, "not-a-token", tmp_path / "paper.bin", tmp_path / "s.json")
+    # a token may begin with "-" (base64url): still read as the token, not as an option
+    agent = start_agent(server, "-not-a-token", tmp_path / "paper.bin", tmp_path / "s.json")
     _, err = agent.communicate(timeout=TIMEOUT)
 
     assert agent.returncode != 0

@@ -3,6 +3,7 @@ serial line, a loopback port that refuses; and a clear error for what cannot be 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tty
 
@@ -64,3 +65,39 @@ async def test_a_printer_that_cannot_be_reached_says_so(spec):
 def test_a_malformed_printer_is_refused_with_the_accepted_forms(spec):
     with pytest.raises(ValueError, match=r"net:HOST|usb:|HOST:PORT"):
         parse_target(spec)
+
+
+@pytest.mark.parametrize(("answer", "paper"), [(0x12, "ok"), (0x1E, "low"), (0x72, "out")])
+async def test_a_serial_printer_tells_its_paper_sensor(answer, paper):
+    controller, device = os.openpty()
+    tty.setraw(controller)
+    try:
+        connection = await open_printer(f"serial:{os.ttyname(device)}")
+
+        async def printer_answers() -> bytes:
+            query = await asyncio.to_thread(os.read, controller, 3)
+            os.write(controller, bytes([answer]))
+            return query
+
+        query, told = await asyncio.gather(printer_answers(), connection.paper())
+        await connection.close()
+    finally:
+        os.close(controller)
+        os.close(device)
+
+    assert query == b"\x10\x04\x04"  # DLE EOT 4: the paper sensor
+    assert told == paper
+
+
+async def test_a_serial_printer_that_does_not_answer_reports_no_paper_state():
+    controller, device = os.openpty()
+    tty.setraw(controller)
+    try:
+        connection = await open_printer(f"serial:{os.ttyname(device)}")
+        told = await connection.paper()
+        await connection.close()
+    finally:
+        os.close(controller)
+        os.close(device)
+
+    assert told is None

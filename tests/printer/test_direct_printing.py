@@ -12,11 +12,13 @@ from sqlalchemy import select, update
 
 from aufruf.db import Database
 from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.delivery import PrintDelivery
 from aufruf.printer.logic import QR_MODULE_DOTS
 from aufruf.printer.model import PrinterStatus, PrintJob
 from aufruf.printer.render import RenderConfig, job_bytes
 from aufruf.queue.model import Ticket
+from aufruf.worker import Worker
 from tests.conftest import SECRET
 from tests.printer.conftest import (
     OFFICE_NAME,
@@ -162,7 +164,7 @@ async def test_a_ticket_cut_off_mid_print_is_interrupted_and_never_sent_again(
     async with db.read() as session:
         [state] = [
             s
-            for s in await printing.printer_states(session, None, morning.now())
+            for s in await printer_status.printer_states(session, None, morning.now())
             if s.id == "drucker-a"
         ]
     assert state.interrupted == 1
@@ -199,3 +201,54 @@ async def test_two_workers_at_once_print_every_ticket_exactly_once(db, client, m
     assert first.printed + second.printed == 24
     assert sorted(_numbers(printer.received)) == sorted(numbers)
     assert {j.status for j in await _jobs(db)} == {"printed"}
+
+
+async def test_the_running_worker_prints_a_new_ticket_within_moments(db, client, morning, printer):
+    office = await _office(db, morning, printer)
+    worker = Worker(db, morning, printing=PrintDelivery(db, CONFIG))
+    stop = asyncio.Event()
+    running_worker = asyncio.create_task(worker.run(stop))
+    try:
+        number = (await draw(client, office.kiosk_a)).json()["number"]
+        async with asyncio.timeout(10):
+            while not printer.received:
+                assert not running_worker.done()
+                await asyncio.sleep(0.05)  # the worker runs in this loop; wait for its turn
+    finally:
+        stop.set()
+        await running_worker
+
+    assert _numbers(printer.received) == [number]
+
+
+async def test_two_workers_claiming_at_the_same_moment_take_different_jobs(
+    db, client, morning, printer
+):
+    office = await _office(db, morning, printer)
+    for _ in range(6):
+        await draw(client, office.kiosk_a)
+    other = Database(db.url)
+    first_claimed, second_claimed = asyncio.Event(), asyncio.Event()
+
+    async def first() -> list[int]:
+        async with db.write() as session:
+            taken = await printing.claim_direct(session, morning.now(), limit=3)
+            first_claimed.set()
+            if not db.is_sqlite:  # PostgreSQL: hold the rows while the other one claims
+                await asyncio.wait_for(second_claimed.wait(), 10)
+        return [job.id for job in taken]
+
+    async def second() -> list[int]:
+        await first_claimed.wait()
+        async with other.write() as session:  # SQLite: waits for the first to commit
+            taken = await printing.claim_direct(session, morning.now(), limit=6)
+        second_claimed.set()
+        return [job.id for job in taken]
+
+    try:
+        mine, theirs = await asyncio.gather(first(), second())
+    finally:
+        await other.dispose()
+
+    assert len(mine) == 3 and len(theirs) == 3
+    assert set(mine).isdisjoint(theirs)

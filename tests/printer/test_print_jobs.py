@@ -82,3 +82,64 @@ async def test_the_job_keeps_no_secret_token(db, client, morning):
     [job] = await _jobs(db)
     stored = " ".join(str(getattr(job, c.key)) for c in PrintJob.__table__.columns)
     assert ticket["token"] not in stored
+
+
+async def _booking_code(db, morning, start_utc_hour_minute=(8, 10)) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from aufruf.booking.service import BookingRequest, book
+    from tests.conftest import SECRET
+
+    hour, minute = start_utc_hour_minute
+    async with db.write() as session:
+        booked = await book(
+            session,
+            SECRET,
+            morning.now() - timedelta(days=2),
+            BookingRequest(
+                location=LOCATION,
+                services=["pass"],
+                start=datetime(2026, 11, 23, hour, minute, tzinfo=UTC),
+                name="E",
+                email="e@example.org",
+            ),
+        )
+    return booked.appointment.code
+
+
+async def test_a_check_in_prints_the_booked_time_on_the_kiosks_printer(db, client, morning):
+    from aufruf.printer.render import RenderConfig, job_bytes
+    from tests.conftest import SECRET
+    from tests.printer.paper import read_paper
+
+    office = await a_printing_office(db, morning)
+    code = await _booking_code(db, morning)
+
+    answer = await client.post(
+        f"/api/v1/locations/{LOCATION}/checkins",
+        json={"code": code},
+        headers={"Authorization": f"Bearer {office.kiosk_b}"},
+    )
+
+    assert answer.status_code == 201, answer.text
+    [job] = await _jobs(db)
+    assert (job.printer_id, answer.json()["print"]["printer"]) == ("drucker-b", "drucker-b")
+    async with db.read() as session:
+        data = await job_bytes(
+            session, job.id, RenderConfig("https://x.example", SECRET), morning.now()
+        )
+    assert read_paper(data).has("Termin 09:10 / Appointment 09:10")
+
+
+async def test_staff_check_in_prints_where_staff_ask(db, client, morning):
+    office = await a_printing_office(db, morning)
+    code = await _booking_code(db, morning)
+
+    answer = await client.post(
+        f"/api/v1/locations/{LOCATION}/checkins",
+        json={"code": code, "print": "drucker-a"},
+        headers={"Authorization": f"Bearer {office.clerk}"},
+    )
+
+    assert answer.json()["print"]["printer"] == "drucker-a"
+    assert [j.printer_id for j in await _jobs(db)] == ["drucker-a"]

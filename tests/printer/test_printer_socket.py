@@ -16,7 +16,7 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.model import PrintJob
 from tests.display.live import live_server
 from tests.printer.conftest import Office, a_printing_office, a_token, draw
@@ -130,7 +130,7 @@ async def test_a_refusing_printer_is_retried_and_a_cut_off_one_is_left_for_repri
             retried = await session.get(PrintJob, refused["job"])
             [state] = [
                 s
-                for s in await printing.printer_states(session, None, morning.now())
+                for s in await printer_status.printer_states(session, None, morning.now())
                 if s.id == "drucker-a"
             ]
 
@@ -150,7 +150,7 @@ async def test_a_disconnect_is_noticed_and_unstarted_jobs_go_to_the_next_connect
             async with db.read() as session:
                 [state] = [
                     s
-                    for s in await printing.printer_states(session, None, morning.now())
+                    for s in await printer_status.printer_states(session, None, morning.now())
                     if s.id == "drucker-a"
                 ]
             if not state.online:
@@ -180,3 +180,47 @@ async def test_a_staff_printer_token_of_a_direct_printer_is_refused(server, db, 
     assert ws.close_code == 4403
     async with db.read() as session:
         assert list(await session.scalars(select(PrintJob))) == []
+
+
+@pytest.mark.redis
+async def test_new_jobs_reach_the_agent_through_redis_too(db, office, settings, morning):
+    from dataclasses import replace
+
+    from tests.conftest import need_redis
+
+    with live_server(replace(settings, redis_url=need_redis()), morning) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT, trust_env=False) as http:
+            await draw(http, office.kiosk_a)
+            async with agent_socket(base, office.printer_a) as ws:
+                await next_job(ws)  # sent after the socket subscribed
+                drawn = (await draw(http, office.kiosk_a)).json()
+                job = await next_job(ws, within=PROMPTLY)
+
+    assert number_on(job) == drawn["number"]
+
+
+async def test_an_agent_that_stops_answering_is_taken_for_gone(db, office, settings, morning):
+    from aufruf.printer import sockets
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(sockets, "HEARTBEAT_SECONDS", 0.2)
+    patch.setattr(sockets, "SILENT_SECONDS", 1.0)
+    try:
+        with live_server(settings, morning) as base:
+            async with agent_socket(base, office.printer_a) as ws:
+                pings = 0
+                with pytest.raises(ConnectionClosed):
+                    async with asyncio.timeout(TIMEOUT):
+                        while True:  # a hung agent: reads, never answers
+                            pings += json.loads(await ws.recv())["type"] == "ping"
+            async with db.read() as session:
+                [state] = [
+                    s
+                    for s in await printer_status.printer_states(session, None, morning.now())
+                    if s.id == "drucker-a"
+                ]
+    finally:
+        patch.undo()
+
+    assert pings >= 2
+    assert state.online is False

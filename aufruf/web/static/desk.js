@@ -278,6 +278,34 @@
       });
     }
 
+    /* the location's ticket printers: a line when one needs care (aufruf.printer) ---------- */
+
+    var printerState = document.getElementById("printer-state");
+    var printersLoaded = 0;
+
+    function renderPrinters(list) {
+      var P = S.printers;
+      var notes = [];
+      list.forEach(function (p) {
+        // a direct printer that was never tried yet is not known to be unreachable
+        if (!p.online && (p.connection === "agent" || p.last_seen)) notes.push(fill(P.offline, { name: p.name }));
+        else if (p.paper === "out") notes.push(fill(P.paper_out, { name: p.name }));
+        else if (p.paper === "low") notes.push(fill(P.paper_low, { name: p.name }));
+        if (p.interrupted) notes.push(fill(P.cut_off, { name: p.name, count: p.interrupted }));
+      });
+      var link = element("a", "", P.link);
+      link.href = "/admin/printers";
+      printerState.replaceChildren(document.createTextNode(notes.join(" ") + " "), link);
+      printerState.hidden = notes.length === 0;
+    }
+
+    function loadPrinters() {
+      printersLoaded = Date.now();
+      api("GET", "/api/v1/locations/" + enc(config.location) + "/printers").then(function (result) {
+        renderPrinters(result.data || []);
+      }, function () { /* the desk works without it */ });
+    }
+
     /* the socket ------------------------------------------------------------------------- */
 
     function setConnection(kind, text) {
@@ -295,6 +323,7 @@
       setConnection("live", S.live);
       render();
       if (Date.now() - appointmentsLoaded > 20000) loadAppointments();
+      if (Date.now() - printersLoaded > 20000) loadPrinters();
     }
 
     function reconnectLater() {

@@ -1,0 +1,140 @@
+"""What the server knows of each printer, from the worker (direct printers) or the agent's
+socket, and what staff see: online, paper, last contact, jobs waiting and cut off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aufruf.offices import service as offices
+from aufruf.printer.model import PAPER_STATES, PrinterStatus, PrintJob
+
+SEEN_WITHIN = timedelta(seconds=90)  # an agent not heard of for longer counts as offline
+ERROR_MAX = 300
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:ERROR_MAX] if text else None
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+async def note_printer(
+    session: AsyncSession,
+    printer_id: str,
+    now: datetime,
+    *,
+    online: bool,
+    paper: str | None = None,
+    problem: str | None = None,
+    connected: bool = False,
+    keep_paper: bool = True,
+) -> None:
+    """Record what was just heard of a printer. `paper` is kept from before unless given
+    (or `keep_paper` is False); an unknown paper state is stored as not reported."""
+    values: dict = {"online": online, "last_seen": now, "problem": _clip(problem)}
+    if connected:
+        values["connected_at"] = now
+    if paper is not None or not keep_paper:
+        values["paper"] = paper if paper in PAPER_STATES else None
+    insert = pg_insert if _is_postgres(session) else sqlite_insert
+    stmt = insert(PrinterStatus).values(printer_id=printer_id, **values)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[PrinterStatus.printer_id], set_=values)
+    )
+
+
+async def printer_status(session: AsyncSession, printer_id: str) -> PrinterStatus | None:
+    return await session.get(PrinterStatus, printer_id)
+
+
+@dataclass(frozen=True)
+class PrinterState:
+    id: str
+    name: str
+    location_id: str
+    connection: str
+    online: bool
+    paper: str | None
+    last_seen: datetime | None
+    problem: str | None
+    queued: int
+    interrupted: int
+
+
+async def printer_states(
+    session: AsyncSession, location_ids: list[str] | None, now: datetime
+) -> list[PrinterState]:
+    """The active printers of these locations (None: all) with what was last heard of them
+    and their jobs waiting, or cut off and waiting for a reprint."""
+    printers = await offices.printers_at(session, location_ids)
+    ids = [p.id for p in printers]
+    statuses = {
+        s.printer_id: s
+        for s in await session.scalars(
+            select(PrinterStatus).where(PrinterStatus.printer_id.in_(ids))
+        )
+    }
+    counts = await session.execute(
+        select(PrintJob.printer_id, PrintJob.status, func.count())
+        .where(
+            PrintJob.printer_id.in_(ids),
+            or_(
+                PrintJob.status == "queued",
+                and_(
+                    PrintJob.status == "interrupted",
+                    PrintJob.reprinted_by.is_(None),
+                ),
+            ),
+        )
+        .group_by(PrintJob.printer_id, PrintJob.status)
+    )
+    queued: dict[str, int] = {}
+    cut_off: dict[str, int] = {}
+    for printer_id, status, count in counts:
+        target = queued if status == "queued" else cut_off
+        target[printer_id] = target.get(printer_id, 0) + count
+    states = []
+    for printer in printers:
+        status = statuses.get(printer.id)
+        seen = status.last_seen if status else None
+        # an agent keeps in touch; a direct printer is only heard of when it prints
+        recent = seen is not None and (printer.connection == "direct" or now - seen <= SEEN_WITHIN)
+        states.append(
+            PrinterState(
+                id=printer.id,
+                name=printer.name,
+                location_id=printer.location_id,
+                connection=printer.connection,
+                online=bool(status and status.online and recent),
+                paper=status.paper if status and recent else None,
+                last_seen=seen,
+                problem=status.problem if status else None,
+                queued=queued.get(printer.id, 0),
+                interrupted=cut_off.get(printer.id, 0),
+            )
+        )
+    return states
+
+
+async def jobs_to_reprint(
+    session: AsyncSession, location_ids: list[str] | None, limit: int = 100
+) -> list[PrintJob]:
+    """Jobs cut off mid-print and not reprinted since, newest first. (A failed job is not
+    listed: its ticket is no longer active, or its printer is gone.)"""
+    stmt = (
+        select(PrintJob)
+        .where(PrintJob.status == "interrupted", PrintJob.reprinted_by.is_(None))
+        .order_by(PrintJob.id.desc())
+        .limit(limit)
+    )
+    if location_ids is not None:
+        stmt = stmt.where(PrintJob.location_id.in_(location_ids))
+    return list(await session.scalars(stmt))
