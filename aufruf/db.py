@@ -161,3 +161,16 @@ class Database:
         if self._raw is not None and self._raw.done() and not self._raw.exception():
             await self._raw.result().close()
         await self.engine.dispose()
+
+
+async def driver_connection(session: AsyncSession) -> Any | None:
+    """On PostgreSQL, the asyncpg connection under `session`, inside the session's transaction
+    (begun here when no statement has begun it yet), for the few statements of a hot path sent
+    as plain SQL: they commit or roll back with the session. None on SQLite."""
+    if session.bind.dialect.name != "postgresql":
+        return None
+    pooled = await (await session.connection()).get_raw_connection()
+    adapted = pooled.dbapi_connection
+    if adapted._transaction is None:  # the dialect sends BEGIN before its first statement
+        await adapted._start_transaction()
+    return pooled.driver_connection
