@@ -41,6 +41,7 @@ from aufruf.queue.api import (
     TicketController,
 )
 from aufruf.queue.events import EventHub
+from aufruf.queue.line import LineCache
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
 from aufruf.web.templating import static_files_router, template_config
@@ -108,6 +109,7 @@ def create_app(
     database = db or Database(settings.database_url)
     the_clock = clock or SystemClock()
     cache = AvailabilityCache()
+    lines = LineCache()
     limiter = RateLimiter(database, settings.redis_url)
     channels = ChannelsPlugin(backend=channels_backend(settings), arbitrary_channels_allowed=True)
     events = EventHub(channels)
@@ -160,6 +162,7 @@ def create_app(
             "limiter": Provide(lambda: limiter, sync_to_thread=False, use_cache=True),
             "actor": Provide(provide_actor),
             "events": Provide(lambda: events, sync_to_thread=False, use_cache=True),
+            "lines": Provide(lambda: lines, sync_to_thread=False, use_cache=True),
         },
         exception_handlers={
             DomainError: domain_error,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.auth.logic import Actor
 from aufruf.booking.model import Appointment
-from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep, SettingsDep
+from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep, LinesDep, SettingsDep
 from aufruf.errors import Conflict, Forbidden, NotFound
 from aufruf.offices.model import Counter, Location
 from aufruf.queue import service as queue
@@ -187,14 +187,16 @@ class TicketController(Controller):
         clock: ClockDep,
         settings: SettingsDep,
         events: EventsDep,
+        lines: LinesDep,
     ) -> TicketOut:
         actor.require("ticket.draw", location=location)
         services = list(data.services or ([data.service] if data.service else []))
         now = clock.now()
         device = actor.kind == "token" and actor.role == "kiosk"
 
-        async def work(session: AsyncSession, change: queue.Change) -> Ticket:
-            return await queue.draw_ticket(
+        change = queue.Change()
+        async with db.write() as session:
+            ticket = await queue.draw_ticket(
                 session,
                 change,
                 now,
@@ -203,13 +205,18 @@ class TicketController(Controller):
                 source="kiosk" if device else "staff",
                 actor=_actor_name(actor),
                 kiosk_id=actor.kiosk,
+                lines=lines,
             )
-
-        ticket = await run(db, events, work)
+        await events.publish(change.events)
         # worked out after commit: the number and the sequence are not locked meanwhile
+        line = await queue.drawn_figures(db, lines, ticket, change, now)
         async with db.read() as session:
             return await ticket_out(
-                session, ticket, now, secret_for=(settings, public_base(settings, request))
+                session,
+                ticket,
+                now,
+                line=line,
+                secret_for=(settings, public_base(settings, request)),
             )
 
     @post(
