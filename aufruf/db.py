@@ -141,21 +141,28 @@ class Database:
         a cached answer still holds). `sql` uses $1, $2 … for its parameters. On PostgreSQL it
         goes through a small pool of plain asyncpg connections: a single round trip without
         the ORM's bookkeeping."""
+        row = await self.peek_row(sql, *params)
+        return None if row is None else row[0]
+
+    async def peek_row(self, sql: str, *params: Any) -> tuple | None:
+        """As `peek`, the first row (a tuple), or None."""
         if self.is_sqlite:
             statement = text(re.sub(r"\$(\d+)", r":p\1", sql))
             async with self._autocommit.connect() as conn:
                 named = {f"p{i}": value for i, value in enumerate(params, 1)}
-                return (await conn.execute(statement, named)).scalar()
+                row = (await conn.execute(statement, named)).first()
+                return None if row is None else tuple(row)
         if self._raw is None:
             self._raw = asyncio.ensure_future(self._raw_pool())
         pool = await asyncio.shield(self._raw)
-        return await pool.fetchval(sql, *params)
+        row = await pool.fetchrow(sql, *params)
+        return None if row is None else tuple(row)
 
     async def _raw_pool(self) -> Any:
         import asyncpg
 
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
 
     async def dispose(self) -> None:
         if self._raw is not None and self._raw.done() and not self._raw.exception():
