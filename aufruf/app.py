@@ -109,7 +109,7 @@ def create_app(
     database = db or Database(settings.database_url)
     the_clock = clock or SystemClock()
     cache = AvailabilityCache()
-    lines = LineCache()
+    lines = LineCache(database)
     limiter = RateLimiter(database, settings.redis_url)
     channels = ChannelsPlugin(backend=channels_backend(settings), arbitrary_channels_allowed=True)
     events = EventHub(channels)

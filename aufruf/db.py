@@ -124,6 +124,7 @@ class Database:
         self._writer = async_sessionmaker(writer_bind, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._raw: asyncio.Future | None = None
+        self._shared: dict[tuple, list[asyncio.Future | None]] = {}
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -157,6 +158,35 @@ class Database:
         pool = await asyncio.shield(self._raw)
         row = await pool.fetchrow(sql, *params)
         return None if row is None else tuple(row)
+
+    async def shared_row(self, sql: str, *params: Any) -> tuple | None:
+        """As `peek_row`, one read shared by the requests asking the same at once. A request
+        never uses a read that began before it arrived (it could miss a change committed just
+        before): those arriving while a read is under way share the next one, which begins
+        when that one ends."""
+        key = (sql, params)
+        entry = self._shared.setdefault(key, [None, None])
+        if entry[0] is None:
+            entry[0] = asyncio.ensure_future(self._shared_read(key, entry))
+            return await asyncio.shield(entry[0])
+        if entry[1] is None:
+            entry[1] = asyncio.ensure_future(self._shared_after(key, entry, entry[0]))
+        return await asyncio.shield(entry[1])
+
+    async def _shared_after(self, key: tuple, entry: list, previous: asyncio.Future) -> Any:
+        await asyncio.wait([previous])
+        entry[0], entry[1] = entry[1], None
+        return await self._shared_read(key, entry)
+
+    async def _shared_read(self, key: tuple, entry: list) -> Any:
+        me = asyncio.current_task()
+        try:
+            return await self.peek_row(key[0], *key[1])
+        finally:
+            if entry[0] is me:
+                entry[0] = None
+            if entry[0] is None and entry[1] is None and self._shared.get(key) is entry:
+                del self._shared[key]
 
     async def _raw_pool(self) -> Any:
         import asyncpg

@@ -413,9 +413,10 @@ _TOKEN_ROW = (
 
 async def _token_row(db: Database, token_hash: str) -> tuple | None:
     """(id, name, role, location, counter, kiosk, printer, revoked_at, last_used_at): on
-    PostgreSQL one plain read, as every device request makes it."""
+    PostgreSQL one plain read, shared by the requests of one device arriving together (each
+    sees a read begun after it arrived, so a revocation counts at once)."""
     if not db.is_sqlite:
-        return await db.peek_row(_TOKEN_ROW, token_hash)
+        return await db.shared_row(_TOKEN_ROW, token_hash)
     async with db.read() as session:
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
     if row is None:

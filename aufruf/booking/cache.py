@@ -159,9 +159,10 @@ class VersionReader:
     which begins when that one ends. So at most two reads per location are under way, however
     many requests there are."""
 
-    def __init__(self, db: Database, location_id: str) -> None:
+    def __init__(self, db: Database, location_id: str, sql: str = _VERSION) -> None:
         self.db = db
         self.location_id = location_id
+        self.sql = sql
         self.running: asyncio.Future[int] | None = None
         self.queued: asyncio.Future[int] | None = None
 
@@ -181,7 +182,7 @@ class VersionReader:
     async def _read(self) -> int:
         me = asyncio.current_task()
         try:
-            return await self.db.peek(_VERSION, self.location_id) or 0
+            return await self.db.peek(self.sql, self.location_id) or 0
         finally:
             if self.running is not None and self.running is me:
                 self.running = None

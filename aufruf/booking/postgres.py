@@ -1,8 +1,9 @@
 """The booking's hot statements on PostgreSQL, as plain SQL on the session's own asyncpg
-connection (aufruf.db.driver_connection): a booking is four statements and its commit, an
-availability snapshot one. The rules of ARCHITECTURE.md hold as in the portable path of
-service.py: places are claimed by conditional upserts in key order in the booking's
-transaction, and the availability version is raised last, holding its row lock to commit."""
+connection (aufruf.db.driver_connection): a booking is the address's lock and one statement
+(a second one in the rare case that its code is taken); an availability snapshot is one.
+The rules of ARCHITECTURE.md hold as in the portable path of service.py: places are claimed
+by conditional upserts in key order in the booking's transaction, and the availability
+version is raised in it, its row locked to commit, so versions are in commit order."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ SELECT (SELECT rules_version FROM availability_version WHERE location_id = $1),
        (SELECT 1 FROM pg_advisory_xact_lock(hashtext($2)) WHERE $2::varchar IS NOT NULL)
 """
 
-# the e-mail address's active appointments (read after its lock was taken) and the claims,
-# which are made only while the address is under its limit
-_CLAIM = """
+# the whole booking when the address is under its limit and every place is free: the count,
+# the claims in key order, the appointment with all it holds (not when its code is taken),
+# and the raised availability version (its row stays locked to commit)
+_BOOK = """
 WITH active AS (
     SELECT count(*) AS n
     FROM appointment a JOIN contact c ON c.appointment_id = a.id
@@ -36,8 +38,33 @@ WITH active AS (
         SET used = u.used + excluded.used, capacity = excluded.capacity
         WHERE u.used + excluded.used <= excluded.capacity
     RETURNING 1
+), appt AS (
+    INSERT INTO appointment (location_id, start_at, end_at, status, code, nonce, language,
+        sequence, created_at, confirmed_at, pending_until, booked_by)
+    SELECT $1, $10, $11, $12, $13, $14, $15, 0, $16, $17, $18, $19
+    WHERE (SELECT count(*) FROM claimed) = cardinality($4::varchar[])
+    ON CONFLICT (code) WHERE status IN ('pending', 'confirmed', 'checked_in') DO NOTHING
+    RETURNING id
+), services AS (
+    INSERT INTO appointment_service (appointment_id, service_id, quantity)
+    SELECT appt.id, x.service_id, x.quantity
+    FROM appt, unnest($20::varchar[], $21::int[]) AS x(service_id, quantity)
+), claims AS (
+    INSERT INTO appointment_claim (appointment_id, kind, service_id, at, n)
+    SELECT appt.id, x.kind, x.service_id, x.at, x.n
+    FROM appt, unnest($4::varchar[], $5::varchar[], $6::timestamptz[], $7::int[])
+         AS x(kind, service_id, at, n)
+), person AS (
+    INSERT INTO contact (appointment_id, name, email, email_key, phone, delete_after)
+    SELECT appt.id, $22, $23, $24, $25, $26 FROM appt
+), version AS (
+    INSERT INTO availability_version AS v (location_id, version, rules_version)
+    SELECT $1, 1, 1 FROM appt
+    ON CONFLICT (location_id) DO UPDATE SET version = v.version + 1
+    RETURNING v.version
 )
-SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed)
+SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt),
+       (SELECT version FROM version)
 """
 
 # the appointment with everything it holds; nothing at all when its code is taken
@@ -92,19 +119,23 @@ async def lock_email_and_read_rules_version(
     return row[0] or 0
 
 
-async def claim(
+async def book(
     raw: Any,
-    location_id: str,
     rows: Sequence[tuple[Key, int, int]],
     email_key: str | None,
     now: datetime,
     limit: int,
-) -> tuple[int, int]:
-    """Claim `rows` ((kind, service, at), n, capacity) in their order while the address has
-    fewer than `limit` active appointments: (its active appointments, rows claimed)."""
+    values: dict[str, Any],
+    need: dict[str, int],
+    contact: dict[str, Any],
+) -> tuple[int, int, int | None, int | None]:
+    """The whole booking in one statement: (the address's active appointments, rows claimed,
+    the appointment's id, the new availability version). Nothing is claimed when the address
+    is at `limit`; no appointment is written unless every row was claimed, nor when its code
+    is taken (then id and version are None and the claims stand: insert_appointment)."""
     row = await raw.fetchrow(
-        _CLAIM,
-        location_id,
+        _BOOK,
+        values["location_id"],
         email_key,
         now,
         [k for (k, _, _), _, _ in rows],
@@ -113,8 +144,25 @@ async def claim(
         [n for _, n, _ in rows],
         [capacity for _, _, capacity in rows],
         limit,
+        values["start_at"],
+        values["end_at"],
+        values["status"],
+        values["code"],
+        values["nonce"],
+        values["language"],
+        values["created_at"],
+        values["confirmed_at"],
+        values["pending_until"],
+        values["booked_by"],
+        list(need),
+        list(need.values()),
+        contact["name"],
+        contact["email"],
+        contact["email_key"],
+        contact["phone"],
+        contact["delete_after"],
     )
-    return row[0], row[1]
+    return row[0], row[1], row[2], row[3]
 
 
 async def insert_appointment(

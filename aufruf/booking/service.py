@@ -234,6 +234,12 @@ def _check_need(
             )
 
 
+def rules_version_reader(db: Database, location_id: str) -> VersionReader:
+    """Reads of the location's rules version (see rules_version) outside any transaction,
+    shared by the requests waiting for one, never begun before a request arrived."""
+    return VersionReader(db, location_id, postgres.RULES_VERSION)
+
+
 async def rules_version(session: AsyncSession, location_id: str) -> int:
     """The location's rules version, raised by every import of the offices (rules, hours,
     closures, services, counters): what was read from the offices under an unchanged
@@ -532,9 +538,10 @@ async def book(
 ) -> Booked:
     """Create an appointment and claim its places, in the caller's transaction.
 
-    On PostgreSQL it is a few statements on the session's connection (the address's lock with
-    the rules version; the address's count with the claims; the appointment with all it holds;
-    the outbox message; the raised version); the portable path says the same with the ORM.
+    On PostgreSQL it is two statements on the session's connection (the address's lock with
+    the rules version; then the address's count, the claims, the appointment with all it
+    holds and the raised version in one) and the outbox message; the portable path says the
+    same with the ORM.
     With `cache`, the instance's availability takes the claims in once they are committed."""
     name, email, phone = _validate_person(request)
     need = logic.need_of(request.services)
@@ -560,17 +567,6 @@ async def book(
     except NotBookable as exc:
         raise InvalidInput(str(exc), field="start", reason=exc.reason) from None
     rows = _merged(claims)
-    if raw is not None:
-        limit = max_per_email if email_key is not None else NO_LIMIT
-        active, claimed = await postgres.claim(raw, location_id, rows, email_key, now, limit)
-        if active >= limit:
-            raise _limit_reached(limit)
-        if claimed != len(rows):
-            raise SlotTaken("This time is no longer available.")
-    else:
-        if email_key is not None:
-            await _check_email_limit(session, email_key, now, max_per_email)
-        await _claim(session, location_id, rows)
     length = timedelta(minutes=logic.appointment_minutes(rules, need))
     # a staff booking (on the phone) is confirmed by the clerk, not by an e-mail link
     pending = request.pending or (known.double_opt_in and not request.by_staff)
@@ -599,10 +595,26 @@ async def book(
         "delete_after": appointment.end_at + timedelta(days=retention_days),
     }
     if raw is not None:
-        await _insert_on_postgres(raw, appointment, need, rows, contact)
+        limit = max_per_email if email_key is not None else NO_LIMIT
+        appointment.code = logic.new_code()
+        active, claimed, appointment_id, version = await postgres.book(
+            raw, rows, email_key, now, limit, _values(appointment), need, contact
+        )
+        if active >= limit:
+            raise _limit_reached(limit)
+        if claimed != len(rows):
+            raise SlotTaken("This time is no longer available.")
+        if appointment_id is None:  # the code is taken: the claims stand, try other codes
+            await _insert_on_postgres(raw, appointment, need, rows, contact)
+            version = await postgres.raise_version(raw, location_id)
+        else:
+            appointment.id = appointment_id
         make_transient_to_detached(appointment)
         session.add(appointment)
     else:
+        if email_key is not None:
+            await _check_email_limit(session, email_key, now, max_per_email)
+        await _claim(session, location_id, rows)
         await _insert_with_code(session, appointment)
         session.add_all(
             [
@@ -615,11 +627,7 @@ async def book(
     if email is not None:
         kind = "booking_pending" if pending else "booking_confirmed"
         queue_message(session, kind, appointment.id, appointment.language, now)
-    # the version last, so its row is locked only for the commit
-    if raw is not None:
-        await session.flush()
-        version = await postgres.raise_version(raw, location_id)
-    else:
+    if raw is None:  # the version last, so its row is locked only for the commit
         version = (await bump_versions(session, [location_id]))[location_id]
     if cache is not None and not session.in_nested_transaction():
         claimed_rows = [(key, n) for key, n, _ in rows]
@@ -629,18 +637,22 @@ async def book(
     return Booked(appointment, need, appointment_token(secret, appointment), rules.timezone)
 
 
+def _values(appointment: Appointment) -> dict:
+    return {
+        name: getattr(appointment, name)
+        for name in (
+            "location_id", "start_at", "end_at", "status", "code", "nonce", "language",
+            "created_at", "confirmed_at", "pending_until", "booked_by",
+        )
+    }  # fmt: skip
+
+
 async def _insert_on_postgres(
     raw, appointment: Appointment, need: dict[str, int], rows, contact: dict, tries: int = 8
 ) -> None:
     """Insert the appointment with all it holds under a fresh code (unique among active
     appointments)."""
-    values = {
-        name: getattr(appointment, name)
-        for name in (
-            "location_id", "start_at", "end_at", "status", "nonce", "language", "created_at",
-            "confirmed_at", "pending_until", "booked_by",
-        )
-    }  # fmt: skip
+    values = _values(appointment)
     for _ in range(tries):
         appointment.code = values["code"] = logic.new_code()
         inserted = await postgres.insert_appointment(

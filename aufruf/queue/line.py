@@ -16,9 +16,13 @@ from bisect import bisect_left, insort
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aufruf.queue import logic
 from aufruf.queue.logic import Desk, OrderRules, Serving, Waiting
+
+if TYPE_CHECKING:
+    from aufruf.db import Database
 
 
 @dataclass
@@ -113,7 +117,9 @@ class LineCache:
 
     flight_limit = 1024
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db  # for shared reads of the locations' rules versions
+        self.rules_readers: dict[str, object] = {}
         self.states: dict[str, LineState] = {}
         self.flights: dict[str, dict[int, Flight]] = {}
         self.loading: dict[str, asyncio.Future[LineState]] = {}

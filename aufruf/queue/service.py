@@ -270,7 +270,14 @@ class DrawRules:
 async def _draw_rules(
     session: AsyncSession, lines: LineCache | None, location_id: str, now: datetime
 ) -> DrawRules:
-    version = await booking.rules_version(session, location_id)
+    if lines is not None and lines.db is not None:
+        reader = lines.rules_readers.get(location_id)
+        if reader is None:
+            reader = booking.rules_version_reader(lines.db, location_id)
+            lines.rules_readers[location_id] = reader
+        version = await reader.read()
+    else:
+        version = await booking.rules_version(session, location_id)
     cached = lines.rules.get(location_id) if lines is not None else None
     if isinstance(cached, DrawRules) and cached.version == version:
         if cached.day == now.astimezone(ZoneInfo(cached.timezone)).date():
