@@ -1,6 +1,7 @@
 """The booking's hot statements on PostgreSQL, as plain SQL on the session's own asyncpg
-connection (aufruf.db.driver_connection): a booking is the address's lock and one statement
-(a second one in the rare case that its code is taken); an availability snapshot is one.
+connection (aufruf.db.driver_connection): a booking is the address's lock, one statement
+(a second one in the rare case that its code is taken) and the raised version, last; an
+availability snapshot is one statement.
 The rules of ARCHITECTURE.md hold as in the portable path of service.py: places are claimed
 by conditional upserts in key order in the booking's transaction, and the availability
 version is raised in it, its row locked to commit, so versions are in commit order."""
@@ -19,8 +20,9 @@ SELECT (SELECT rules_version FROM availability_version WHERE location_id = $1),
 """
 
 # the whole booking when the address is under its limit and every place is free: the count,
-# the claims in key order, the appointment with all it holds (not when its code is taken),
-# and the raised availability version (its row stays locked to commit)
+# the claims in key order, the appointment with all it holds (not when its code is taken);
+# the availability version is raised apart, last (its row, locked to commit, is every
+# booking's of the location: held for the least time)
 _BOOK = """
 WITH active AS (
     SELECT count(*) AS n
@@ -57,14 +59,8 @@ WITH active AS (
 ), person AS (
     INSERT INTO contact (appointment_id, name, email, email_key, phone, delete_after)
     SELECT appt.id, $22, $23, $24, $25, $26 FROM appt
-), version AS (
-    INSERT INTO availability_version AS v (location_id, version, rules_version)
-    SELECT $1, 1, 1 FROM appt
-    ON CONFLICT (location_id) DO UPDATE SET version = v.version + 1
-    RETURNING v.version
 )
-SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt),
-       (SELECT version FROM version)
+SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt)
 """
 
 # the appointment with everything it holds; nothing at all when its code is taken
@@ -128,11 +124,11 @@ async def book(
     values: dict[str, Any],
     need: dict[str, int],
     contact: dict[str, Any],
-) -> tuple[int, int, int | None, int | None]:
-    """The whole booking in one statement: (the address's active appointments, rows claimed,
-    the appointment's id, the new availability version). Nothing is claimed when the address
+) -> tuple[int, int, int | None]:
+    """The whole booking in one statement but the version: (the address's active
+    appointments, rows claimed, the appointment's id). Nothing is claimed when the address
     is at `limit`; no appointment is written unless every row was claimed, nor when its code
-    is taken (then id and version are None and the claims stand: insert_appointment)."""
+    is taken (then the id is None and the claims stand: insert_appointment)."""
     row = await raw.fetchrow(
         _BOOK,
         values["location_id"],
@@ -162,7 +158,7 @@ async def book(
         contact["phone"],
         contact["delete_after"],
     )
-    return row[0], row[1], row[2], row[3]
+    return row[0], row[1], row[2]
 
 
 async def insert_appointment(

@@ -538,10 +538,10 @@ async def book(
 ) -> Booked:
     """Create an appointment and claim its places, in the caller's transaction.
 
-    On PostgreSQL it is two statements on the session's connection (the address's lock with
-    the rules version; then the address's count, the claims, the appointment with all it
-    holds and the raised version in one) and the outbox message; the portable path says the
-    same with the ORM.
+    On PostgreSQL it is a few statements on the session's connection (the address's lock with
+    the rules version; the address's count, the claims and the appointment with all it holds
+    in one; the outbox message; the raised version, last); the portable path says the same
+    with the ORM.
     With `cache`, the instance's availability takes the claims in once they are committed."""
     name, email, phone = _validate_person(request)
     need = logic.need_of(request.services)
@@ -597,7 +597,7 @@ async def book(
     if raw is not None:
         limit = max_per_email if email_key is not None else NO_LIMIT
         appointment.code = logic.new_code()
-        active, claimed, appointment_id, version = await postgres.book(
+        active, claimed, appointment_id = await postgres.book(
             raw, rows, email_key, now, limit, _values(appointment), need, contact
         )
         if active >= limit:
@@ -606,7 +606,6 @@ async def book(
             raise SlotTaken("This time is no longer available.")
         if appointment_id is None:  # the code is taken: the claims stand, try other codes
             await _insert_on_postgres(raw, appointment, need, rows, contact)
-            version = await postgres.raise_version(raw, location_id)
         else:
             appointment.id = appointment_id
         make_transient_to_detached(appointment)
@@ -627,7 +626,11 @@ async def book(
     if email is not None:
         kind = "booking_pending" if pending else "booking_confirmed"
         queue_message(session, kind, appointment.id, appointment.language, now)
-    if raw is None:  # the version last, so its row is locked only for the commit
+    # the version last: its row, every booking's of the location, is locked only for the commit
+    if raw is not None:
+        await session.flush()
+        version = await postgres.raise_version(raw, location_id)
+    else:
         version = (await bump_versions(session, [location_id]))[location_id]
     if cache is not None and not session.in_nested_transaction():
         claimed_rows = [(key, n) for key, n, _ in rows]
