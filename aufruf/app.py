@@ -55,6 +55,7 @@ from aufruf.queue.api import (
     TicketController,
 )
 from aufruf.queue.events import EventHub
+from aufruf.queue.line import LineCache
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
 from aufruf.web.templating import static_files_router, template_config
@@ -122,6 +123,7 @@ def create_app(
     database = db or Database(settings.database_url)
     the_clock = clock or SystemClock()
     cache = AvailabilityCache()
+    lines = LineCache(database)
     limiter = RateLimiter(database, settings.redis_url)
     channels = ChannelsPlugin(backend=channels_backend(settings), arbitrary_channels_allowed=True)
     events = EventHub(channels)
@@ -185,6 +187,7 @@ def create_app(
             "limiter": Provide(lambda: limiter, sync_to_thread=False, use_cache=True),
             "actor": Provide(provide_actor),
             "events": Provide(lambda: events, sync_to_thread=False, use_cache=True),
+            "lines": Provide(lambda: lines, sync_to_thread=False, use_cache=True),
         },
         exception_handlers={
             DomainError: domain_error,

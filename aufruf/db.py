@@ -124,6 +124,7 @@ class Database:
         self._writer = async_sessionmaker(writer_bind, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._raw: asyncio.Future | None = None
+        self._shared: dict[tuple, list[asyncio.Future | None]] = {}
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -141,23 +142,72 @@ class Database:
         a cached answer still holds). `sql` uses $1, $2 … for its parameters. On PostgreSQL it
         goes through a small pool of plain asyncpg connections: a single round trip without
         the ORM's bookkeeping."""
+        row = await self.peek_row(sql, *params)
+        return None if row is None else row[0]
+
+    async def peek_row(self, sql: str, *params: Any) -> tuple | None:
+        """As `peek`, the first row (a tuple), or None."""
         if self.is_sqlite:
             statement = text(re.sub(r"\$(\d+)", r":p\1", sql))
             async with self._autocommit.connect() as conn:
                 named = {f"p{i}": value for i, value in enumerate(params, 1)}
-                return (await conn.execute(statement, named)).scalar()
+                row = (await conn.execute(statement, named)).first()
+                return None if row is None else tuple(row)
         if self._raw is None:
             self._raw = asyncio.ensure_future(self._raw_pool())
         pool = await asyncio.shield(self._raw)
-        return await pool.fetchval(sql, *params)
+        row = await pool.fetchrow(sql, *params)
+        return None if row is None else tuple(row)
+
+    async def shared_row(self, sql: str, *params: Any) -> tuple | None:
+        """As `peek_row`, one read shared by the requests asking the same at once. A request
+        never uses a read that began before it arrived (it could miss a change committed just
+        before): those arriving while a read is under way share the next one, which begins
+        when that one ends."""
+        key = (sql, params)
+        entry = self._shared.setdefault(key, [None, None])
+        if entry[0] is None:
+            entry[0] = asyncio.ensure_future(self._shared_read(key, entry))
+            return await asyncio.shield(entry[0])
+        if entry[1] is None:
+            entry[1] = asyncio.ensure_future(self._shared_after(key, entry, entry[0]))
+        return await asyncio.shield(entry[1])
+
+    async def _shared_after(self, key: tuple, entry: list, previous: asyncio.Future) -> Any:
+        await asyncio.wait([previous])
+        entry[0], entry[1] = entry[1], None
+        return await self._shared_read(key, entry)
+
+    async def _shared_read(self, key: tuple, entry: list) -> Any:
+        me = asyncio.current_task()
+        try:
+            return await self.peek_row(key[0], *key[1])
+        finally:
+            if entry[0] is me:
+                entry[0] = None
+            if entry[0] is None and entry[1] is None and self._shared.get(key) is entry:
+                del self._shared[key]
 
     async def _raw_pool(self) -> Any:
         import asyncpg
 
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
 
     async def dispose(self) -> None:
         if self._raw is not None and self._raw.done() and not self._raw.exception():
             await self._raw.result().close()
         await self.engine.dispose()
+
+
+async def driver_connection(session: AsyncSession) -> Any | None:
+    """On PostgreSQL, the asyncpg connection under `session`, inside the session's transaction
+    (begun here when no statement has begun it yet), for the few statements of a hot path sent
+    as plain SQL: they commit or roll back with the session. None on SQLite."""
+    if session.bind.dialect.name != "postgresql":
+        return None
+    pooled = await (await session.connection()).get_raw_connection()
+    adapted = pooled.dbapi_connection
+    if adapted._transaction is None:  # the dialect sends BEGIN before its first statement
+        await adapted._start_transaction()
+    return pooled.driver_connection

@@ -14,6 +14,7 @@ from aufruf.booking.service import AvailabilityCache
 from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.queue.events import EventHub
+from aufruf.queue.line import LineCache
 from aufruf.ratelimit import RateLimiter
 from aufruf.settings import Settings
 
@@ -25,3 +26,4 @@ LimiterDep: TypeAlias = NamedDependency[SkipValidation[RateLimiter]]
 
 ActorDep: TypeAlias = NamedDependency[SkipValidation[Actor]]
 EventsDep: TypeAlias = NamedDependency[SkipValidation[EventHub]]
+LinesDep: TypeAlias = NamedDependency[SkipValidation[LineCache]]

@@ -405,26 +405,48 @@ async def revoke_token(session: AsyncSession, token_id: int, now: datetime) -> A
     return row
 
 
+_TOKEN_ROW = (
+    "SELECT id, name, role, location_id, counter_id, kiosk_id, printer_id, revoked_at,"
+    " last_used_at FROM api_token WHERE token_hash = $1"
+)
+
+
+async def _token_row(db: Database, token_hash: str) -> tuple | None:
+    """(id, name, role, location, counter, kiosk, printer, revoked_at, last_used_at): on
+    PostgreSQL one plain read, shared by the requests of one device arriving together (each
+    sees a read begun after it arrived, so a revocation counts at once)."""
+    if not db.is_sqlite:
+        return await db.shared_row(_TOKEN_ROW, token_hash)
+    async with db.read() as session:
+        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    if row is None:
+        return None
+    return (row.id, row.name, row.role, row.location_id, row.counter_id, row.kiosk_id,
+            row.printer_id, row.revoked_at, row.last_used_at)  # fmt: skip
+
+
 async def token_actor(db: Database, now: datetime, token: str) -> Actor | None:
     """The device or integration behind a bearer token; None when unknown or revoked."""
     if not token or len(token) > 200:
         return None
-    async with db.read() as session:
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-    if row is None or row.revoked_at is not None:
+    found = await _token_row(db, digest(token))
+    if found is None:
         return None
-    if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH:
+    token_id, name, role, location_id, counter_id, kiosk_id, printer_id, revoked, used = found
+    if revoked is not None:
+        return None
+    if used is None or now - used >= TOKEN_TOUCH:
         async with db.write() as session:
             await session.execute(
-                update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
             )
     return Actor(
         kind="token",
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        locations=frozenset({row.location_id}) if row.location_id else None,
-        counter=row.counter_id,
-        kiosk=row.kiosk_id,
-        printer=row.printer_id,
+        id=token_id,
+        name=name,
+        role=role,
+        locations=frozenset({location_id}) if location_id else None,
+        counter=counter_id,
+        kiosk=kiosk_id,
+        printer=printer_id,
     )

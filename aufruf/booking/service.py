@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import re
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from aufruf.booking import logic
+from aufruf.booking import logic, postgres
+from aufruf.booking.cache import (
+    Availability,
+    AvailabilityCache,
+    Computed,
+    Day,
+    Key,
+    Rules,
+    State,
+    VersionReader,
+)
 from aufruf.booking.logic import Claim, LocationRules, NotBookable, Usage
 from aufruf.booking.model import (
     ACTIVE_STATUSES,
@@ -28,7 +38,7 @@ from aufruf.booking.model import (
     CapacityUsage,
     Contact,
 )
-from aufruf.db import Database
+from aufruf.db import Database, driver_connection
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.notifications.service import queue_message
 from aufruf.offices import service as offices
@@ -40,6 +50,9 @@ NAME_MAX = 200
 EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"'.]{2,}$")
 PHONE_RE = re.compile(r"^\+?[0-9 ()/\-]{3,40}$")
 TOKEN_KIND = "appointment"
+NO_LIMIT = 2**31 - 1
+
+__all__ = ["Availability", "AvailabilityCache", "Day", "VersionReader"]  # re-exported
 
 
 class SlotTaken(Conflict):
@@ -53,114 +66,6 @@ class LimitReached(Conflict):
 # --- availability -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Day:
-    """One local day's free starts, as instants and as the texts clients get."""
-
-    date: date
-    starts: list[datetime]
-    texts: list[str]
-
-
-@dataclass(frozen=True)
-class Availability:
-    location: str
-    days: list[Day]
-
-
-@dataclass(frozen=True)
-class _Computed:
-    version: int
-    today: date
-    zone: ZoneInfo
-    lead: timedelta
-    days: list[Day]
-
-    def cut(self, location_id: str, now: datetime) -> Availability:
-        """The starts not earlier than now + the lead time."""
-        earliest = now + self.lead
-        days = []
-        for day in self.days:
-            i = bisect_left(day.starts, earliest)
-            days.append(day if i == 0 else Day(day.date, day.starts[i:], day.texts[i:]))
-        return Availability(location_id, days)
-
-
-@dataclass(frozen=True)
-class _Rules:
-    version: int
-    first: date
-    last: date
-    rules: LocationRules
-    double_opt_in: bool
-
-
-class AvailabilityCache:
-    """What one app instance computed, each entry tagged with the version it holds for.
-
-    Availability answers are tagged with the location's availability version (raised by
-    every booking, cancellation and import, in that transaction), booking rules with its
-    rules version (raised by imports): a changed version on any instance means recompute."""
-
-    limit = 4096
-
-    def __init__(self) -> None:
-        self.answers: dict[tuple, _Computed] = {}
-        self.rules: dict[str, _Rules] = {}
-        self.computing: dict[tuple, asyncio.Future[_Computed]] = {}
-        self.readers: dict[str, VersionReader] = {}
-
-    def reader(self, db: Database, location_id: str) -> VersionReader:
-        reader = self.readers.get(location_id)
-        if reader is None:
-            reader = self.readers[location_id] = VersionReader(db, location_id)
-        return reader
-
-    def remember(self, key: tuple, computed: _Computed) -> None:
-        if len(self.answers) >= self.limit:
-            self.answers.clear()
-        self.answers[key] = computed
-
-
-_VERSION = "SELECT version FROM availability_version WHERE location_id = $1"
-
-
-class VersionReader:
-    """Reads of one location's availability version, shared by the requests waiting for one.
-
-    A request never uses a read that began before it arrived (that read could miss a change
-    committed just before): requests arriving while a read is under way share the next read,
-    which begins when that one ends. So at most two reads per location are under way, however
-    many requests there are."""
-
-    def __init__(self, db: Database, location_id: str) -> None:
-        self.db = db
-        self.location_id = location_id
-        self.running: asyncio.Future[int] | None = None
-        self.queued: asyncio.Future[int] | None = None
-
-    async def read(self) -> int:
-        if self.running is None:
-            self.running = asyncio.ensure_future(self._read())
-            return await asyncio.shield(self.running)
-        if self.queued is None:
-            self.queued = asyncio.ensure_future(self._after(self.running))
-        return await asyncio.shield(self.queued)
-
-    async def _after(self, previous: asyncio.Future[int]) -> int:
-        await asyncio.wait([previous])
-        self.running, self.queued = self.queued, None
-        return await self._read()
-
-    async def _read(self) -> int:
-        me = asyncio.current_task()
-        try:
-            return await self.db.peek(_VERSION, self.location_id) or 0
-        finally:
-            if self.running is not None and self.running is me:
-                self.running = None
-
-
 async def availability(
     db: Database,
     now: datetime,
@@ -172,61 +77,44 @@ async def availability(
 ) -> Availability:
     """Free starts for `services` (a multiset) at a location, by local day.
 
-    A cached answer costs one read of the location's availability version; it is reused
-    only while that version and the local day are unchanged, so no instance serves an answer
-    older than the last committed change."""
+    With a cache, an answer costs one read of the location's availability version (shared by
+    the requests waiting for one, never begun before the request arrived): it comes from the
+    instance's state of the location while that state is at least as new as the version read,
+    so no instance serves an answer older than the last committed change."""
     need = logic.need_of(list(services))
     if cache is None:
-        return (await _compute(db, now, location_id, need, first, last)).cut(location_id, now)
-    key = (location_id, tuple(sorted(need.items())), first, last)
-    cached = cache.answers.get(key)
-    if cached is not None:
-        version = await cache.reader(db, location_id).read()
-        if cached.version == version and cached.today == now.astimezone(cached.zone).date():
-            return cached.cut(location_id, now)
-    # requests that miss together share one computation
-    task = cache.computing.get(key)
-    joined = task is not None
-    if task is None:
-        task = asyncio.ensure_future(_compute(db, now, location_id, need, first, last, cache))
-        cache.computing[key] = task
-        task.add_done_callback(lambda _: cache.computing.pop(key, None))
-    computed = await asyncio.shield(task)
-    if joined and computed.version != await cache.reader(db, location_id).read():
-        # the shared computation began before a change this request must see
-        computed = await _compute(db, now, location_id, need, first, last, cache)
-    cache.remember(key, computed)
+        state = await _load_state(db, None, location_id, now)
+        return _free_from(state, location_id, now, need, first, last).cut(location_id, now)
+    version = await cache.reader(db, location_id).read()
+    state = cache.states.get(location_id)
+    if state is None or state.version < version or not state.known.current(now):
+        state = await _state_at_least(db, cache, location_id, now, version)
+    key = (tuple(sorted(need.items())), first, last)
+    computed = cache.answer(location_id, key)
+    if computed is None or computed.version != state.version or computed.today != state.known.first:
+        computed = _free_from(state, location_id, now, need, first, last)
+        cache.remember(location_id, key, computed)
     return computed.cut(location_id, now)
 
 
-async def _compute(
-    db: Database,
-    now: datetime,
+def _free_from(
+    state: State,
     location_id: str,
+    now: datetime,
     need: Mapping[str, int],
     first: date | None,
     last: date | None,
-    cache: AvailabilityCache | None = None,
-) -> _Computed:
-    async with db.read() as session:
-        # the version first: what is computed below is at least as new as the tag it gets
-        version = await _version(session, location_id)
-        if cache is None:
-            rules = await _rules_for_request(
-                session, now, location_id, need, first, last, field="service"
-            )
-        else:
-            rules = (await _booking_rules(session, cache, location_id, now)).rules
-            _check_need(rules, location_id, need, "service")
-        days = logic.bookable_days(rules, now, first, last)
-        usage = await _usage(session, location_id, rules, days[0], days[-1]) if days else Usage()
+) -> Computed:
+    rules = state.known.rules
+    _check_need(rules, location_id, need, "service")
+    days = logic.bookable_days(rules, now, first, last)
     zone = rules.zone
     free = (
         # from the first day's midnight without lead time: the lead cut is made per request
         logic.free_starts(
             _without_lead(rules),
             need,
-            usage,
+            Usage(state.used),
             logic.local_day_bounds(rules, days[0])[0],
             days[0],
             days[-1],
@@ -234,8 +122,8 @@ async def _compute(
         if days
         else {}
     )
-    return _Computed(
-        version=version,
+    return Computed(
+        version=state.version,
         today=now.astimezone(zone).date(),
         zone=zone,
         lead=timedelta(minutes=rules.lead_minutes),
@@ -244,6 +132,82 @@ async def _compute(
             for day, starts in sorted(free.items())
         ],
     )
+
+
+async def _state_at_least(
+    db: Database, cache: AvailabilityCache, location_id: str, now: datetime, version: int
+) -> State:
+    """The location's state at `version` or newer; requests that miss together share a read."""
+    for _ in range(3):
+        task = cache.loading.get(location_id)
+        if task is None:
+            task = asyncio.ensure_future(_load_state(db, cache, location_id, now))
+            cache.loading[location_id] = task
+
+            def forget(done: asyncio.Future, location_id: str = location_id) -> None:
+                if cache.loading.get(location_id) is done:
+                    del cache.loading[location_id]
+
+            task.add_done_callback(forget)
+        state = await asyncio.shield(task)
+        if state.version >= version and state.known.current(now):
+            return state
+        if cache.loading.get(location_id) is task:
+            del cache.loading[location_id]
+    return state  # read after `version` was: at least as new
+
+
+async def _load_state(
+    db: Database, cache: AvailabilityCache | None, location_id: str, now: datetime
+) -> State:
+    """The location's rules and claimed places for today … today + horizon, in one snapshot."""
+    async with db.read() as session:
+        known = cache.rules.get(location_id) if cache is not None else None
+        for _ in range(3):
+            if known is None or not known.current(now):
+                known = await _load_rules(session, location_id, now)
+            start = logic.local_day_bounds(known.rules, known.first)[0]
+            end = logic.local_day_bounds(known.rules, known.last)[1]
+            version, rules_version, used = await _snapshot(session, location_id, start, end)
+            if rules_version == known.version:
+                break
+            known = None  # the rules changed meanwhile
+        else:
+            known = await _load_rules(session, location_id, now, rules_version)
+    state = State(version, known, used)
+    if cache is not None:
+        cache.rules[location_id] = known
+        cache.settle(location_id, state)
+    return state
+
+
+async def _snapshot(
+    session: AsyncSession, location_id: str, start: datetime, end: datetime
+) -> tuple[int, int, dict]:
+    """(availability version, rules version, claimed places from start to end), as of one
+    snapshot (SQLite: a read transaction is one snapshot)."""
+    raw = await driver_connection(session)
+    if raw is not None:
+        return await postgres.snapshot(raw, location_id, start, end)
+    versions = (
+        await session.execute(
+            select(AvailabilityVersion.version, AvailabilityVersion.rules_version).where(
+                AvailabilityVersion.location_id == location_id
+            )
+        )
+    ).first()
+    rows = await session.execute(
+        select(
+            CapacityUsage.kind, CapacityUsage.service_id, CapacityUsage.at, CapacityUsage.used
+        ).where(
+            CapacityUsage.location_id == location_id,
+            CapacityUsage.at >= start,
+            CapacityUsage.at < end,
+            CapacityUsage.used > 0,
+        )
+    )
+    used = {(kind, service, at): n for kind, service, at, n in rows}
+    return (versions[0] or 0, versions[1] or 0, used) if versions else (0, 0, used)
 
 
 def _without_lead(rules: LocationRules) -> LocationRules:
@@ -270,74 +234,77 @@ def _check_need(
             )
 
 
-async def _rules_for_request(
-    session: AsyncSession,
-    now: datetime,
-    location_id: str,
-    need: Mapping[str, int],
-    first: date | None,
-    last: date | None,
-    *,
-    field: str,
-) -> LocationRules:
-    location = await offices.get_location(session, location_id)
-    if location is None:
-        raise InvalidInput(f"There is no location {location_id!r}.", field="location")
-    today = now.astimezone(ZoneInfo(location.timezone)).date()
-    horizon_end = today + timedelta(days=location.horizon_days)
-    range_first = max(first or today, today)
-    range_last = min(last or horizon_end, horizon_end)
-    rules = await offices.location_rules(
-        session, location_id, range_first, max(range_first, range_last)
-    )
-    _check_need(rules, location_id, need, field)
-    return rules
+def rules_version_reader(db: Database, location_id: str) -> VersionReader:
+    """Reads of the location's rules version (see rules_version) outside any transaction,
+    shared by the requests waiting for one, never begun before a request arrived."""
+    return VersionReader(db, location_id, postgres.RULES_VERSION)
 
 
-async def _booking_rules(
-    session: AsyncSession, cache: AvailabilityCache | None, location_id: str, now: datetime
-) -> _Rules:
-    """The rules of a location for today … today + horizon, from the cache while the
-    location's rules version is unchanged."""
-    version = await session.scalar(
+async def rules_version(session: AsyncSession, location_id: str) -> int:
+    """The location's rules version, raised by every import of the offices (rules, hours,
+    closures, services, counters): what was read from the offices under an unchanged
+    version still holds."""
+    raw = await driver_connection(session)
+    if raw is not None:
+        return await raw.fetchval(postgres.RULES_VERSION, location_id) or 0
+    return await _rules_version(session, location_id)
+
+
+async def _rules_version(session: AsyncSession, location_id: str) -> int:
+    value = await session.scalar(
         select(AvailabilityVersion.rules_version).where(
             AvailabilityVersion.location_id == location_id
         )
     )
-    cached = cache.rules.get(location_id) if cache is not None else None
-    if cached is not None and cached.version == (version or 0):
-        if cached.first == now.astimezone(cached.rules.zone).date():
-            return cached
+    return value or 0
+
+
+async def _load_rules(
+    session: AsyncSession, location_id: str, now: datetime, rules_version: int | None = None
+) -> Rules:
+    """The rules of a location for today … today + horizon, tagged with its rules version
+    (read first, so the rules are at least as new as their tag)."""
+    if rules_version is None:
+        rules_version = await _rules_version(session, location_id)
     location = await offices.get_location(session, location_id)
     if location is None:
         raise InvalidInput(f"There is no location {location_id!r}.", field="location")
     today = now.astimezone(ZoneInfo(location.timezone)).date()
     last = today + timedelta(days=location.horizon_days)
-    rules = _Rules(
-        version=version or 0,
+    return Rules(
+        version=rules_version,
         first=today,
         last=last,
         rules=await offices.location_rules(session, location_id, today, last),
         double_opt_in=location.double_opt_in,
     )
+
+
+async def _known_rules(
+    session: AsyncSession,
+    cache: AvailabilityCache | None,
+    location_id: str,
+    now: datetime,
+    rules_version: int,
+) -> Rules:
+    """The rules of a location, from the cache while its rules version is `rules_version`."""
+    cached = cache.rules.get(location_id) if cache is not None else None
+    if cached is not None and cached.version == rules_version and cached.current(now):
+        return cached
+    known = await _load_rules(session, location_id, now, rules_version)
     if cache is not None:
-        cache.rules[location_id] = rules
-    return rules
-
-
-async def _version(session: AsyncSession, location_id: str) -> int:
-    value = await session.scalar(
-        select(AvailabilityVersion.version).where(AvailabilityVersion.location_id == location_id)
-    )
-    return value or 0
+        cache.rules[location_id] = known
+    return known
 
 
 async def bump_versions(
     session: AsyncSession, location_ids: Iterable[str], *, rules: bool = False
-) -> None:
+) -> dict[str, int]:
     """Mark the availability (and with `rules`, the booking rules) of these locations as
-    changed. Call it last in a transaction: it locks the locations' version rows to commit."""
+    changed; their new availability versions. Call it last in a transaction: it locks the
+    locations' version rows to commit."""
     insert = _insert(session)
+    versions = {}
     for location_id in sorted(set(location_ids)):
         stmt = insert(AvailabilityVersion).values(
             location_id=location_id, version=1, rules_version=1
@@ -345,29 +312,14 @@ async def bump_versions(
         changes = {"version": AvailabilityVersion.version + 1}
         if rules:
             changes["rules_version"] = AvailabilityVersion.rules_version + 1
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[AvailabilityVersion.location_id], set_=changes
+        versions[location_id] = (
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[AvailabilityVersion.location_id], set_=changes
+                ).returning(AvailabilityVersion.version)
             )
-        )
-
-
-async def _usage(
-    session: AsyncSession, location_id: str, rules: LocationRules, first: date, last: date
-) -> Usage:
-    start = logic.local_day_bounds(rules, first)[0]
-    end = logic.local_day_bounds(rules, last)[1]
-    rows = await session.execute(
-        select(
-            CapacityUsage.kind, CapacityUsage.service_id, CapacityUsage.at, CapacityUsage.used
-        ).where(
-            CapacityUsage.location_id == location_id,
-            CapacityUsage.at >= start,
-            CapacityUsage.at < end,
-            CapacityUsage.used > 0,
-        )
-    )
-    return Usage({(kind, service, at): used for kind, service, at, used in rows})
+        ).scalar_one()
+    return versions
 
 
 # --- claiming and releasing capacity ------------------------------------------------------
@@ -438,28 +390,27 @@ async def _apply_claims(
             raise SlotTaken("This time is no longer available.")
 
 
-async def _claim(session: AsyncSession, location_id: str, claims: Sequence[Claim]) -> None:
-    """Take the places of a new booking in one statement: the rows are written in key order
-    (so concurrent bookings lock them in the same order) and each only where
-    `used + n <= capacity`; if any row has no room, SlotTaken rolls the transaction back."""
-    merged: dict[tuple[str, str, datetime], list[int]] = {}
+def _merged(claims: Sequence[Claim]) -> list[tuple[Key, int, int]]:
+    """A booking's claims as rows (key, n, capacity) in key order: the order every booking
+    takes its rows in, so concurrent bookings wait for each other instead of deadlocking.
+    SlotTaken when one alone exceeds its capacity."""
+    merged: dict[Key, list[int]] = {}
     for claim in claims:
         n, capacity = merged.get(claim.key, (0, claim.capacity))
         merged[claim.key] = [n + claim.n, capacity]
     if any(n > capacity for n, capacity in merged.values()):
         raise SlotTaken("This time is no longer available.")
-    rows = [
-        {
-            "location_id": location_id,
-            "kind": k,
-            "service_id": s,
-            "at": at,
-            "used": n,
-            "capacity": cap,
-        }
-        for (k, s, at), (n, cap) in sorted(merged.items())
+    return [(key, n, capacity) for key, (n, capacity) in sorted(merged.items())]
+
+
+async def _claim(session: AsyncSession, location_id: str, rows: Sequence[tuple[Key, int, int]]):
+    """Take the places of a new booking in one statement, each row only where
+    `used + n <= capacity`; if any row has no room, SlotTaken rolls the transaction back."""
+    values = [
+        {"location_id": location_id, "kind": k, "service_id": s, "at": at, "used": n, "capacity": c}
+        for (k, s, at), n, c in rows
     ]
-    stmt = _insert(session)(CapacityUsage).values(rows)
+    stmt = _insert(session)(CapacityUsage).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[
             CapacityUsage.location_id,
@@ -470,7 +421,7 @@ async def _claim(session: AsyncSession, location_id: str, claims: Sequence[Claim
         set_={"used": CapacityUsage.used + stmt.excluded.used, "capacity": stmt.excluded.capacity},
         where=CapacityUsage.used + stmt.excluded.used <= stmt.excluded.capacity,
     ).returning(CapacityUsage.used)
-    if len((await session.execute(stmt)).all()) != len(rows):
+    if len((await session.execute(stmt)).all()) != len(values):
         raise SlotTaken("This time is no longer available.")
 
 
@@ -548,6 +499,13 @@ def _validate_person(request: BookingRequest) -> tuple[str, str | None, str | No
     return name, email, phone
 
 
+def _limit_reached(limit: int) -> LimitReached:
+    return LimitReached(
+        f"This e-mail address already has {limit} upcoming appointments. "
+        "Please cancel one before booking another."
+    )
+
+
 async def _check_email_limit(
     session: AsyncSession, email_key: str, now: datetime, limit: int
 ) -> None:
@@ -565,10 +523,7 @@ async def _check_email_limit(
         )
     )
     if (active or 0) >= limit:
-        raise LimitReached(
-            f"This e-mail address already has {limit} upcoming appointments. "
-            "Please cancel one before booking another."
-        )
+        raise _limit_reached(limit)
 
 
 async def book(
@@ -581,7 +536,13 @@ async def book(
     retention_days: int = 7,
     cache: AvailabilityCache | None = None,
 ) -> Booked:
-    """Create an appointment and claim its places, in the caller's transaction."""
+    """Create an appointment and claim its places, in the caller's transaction.
+
+    On PostgreSQL it is a few statements on the session's connection (the address's lock with
+    the rules version; the address's count, the claims and the appointment with all it holds
+    in one; the outbox message; the raised version, last); the portable path says the same
+    with the ORM.
+    With `cache`, the instance's availability takes the claims in once they are committed."""
     name, email, phone = _validate_person(request)
     need = logic.need_of(request.services)
     start = request.start
@@ -589,21 +550,28 @@ async def book(
         raise InvalidInput(
             "The start needs a time zone offset, e.g. 2026-11-24T09:00:00+01:00.", field="start"
         )
-    known = await _booking_rules(session, cache, request.location, now)
+    location_id = request.location
+    email_key = email.lower() if email is not None and not request.by_staff else None
+    raw = await driver_connection(session)
+    if raw is not None:
+        rules_version = await postgres.lock_email_and_read_rules_version(
+            raw, location_id, email_key
+        )
+    else:
+        rules_version = await _rules_version(session, location_id)
+    known = await _known_rules(session, cache, location_id, now, rules_version)
     rules = known.rules
-    _check_need(rules, request.location, need, "services")
+    _check_need(rules, location_id, need, "services")
     try:
         claims = logic.check_start(rules, need, start, now)
     except NotBookable as exc:
         raise InvalidInput(str(exc), field="start", reason=exc.reason) from None
-    if email is not None and not request.by_staff:
-        await _check_email_limit(session, email.lower(), now, max_per_email)
-    await _claim(session, request.location, claims)
+    rows = _merged(claims)
     length = timedelta(minutes=logic.appointment_minutes(rules, need))
     # a staff booking (on the phone) is confirmed by the clerk, not by an e-mail link
     pending = request.pending or (known.double_opt_in and not request.by_staff)
     appointment = Appointment(
-        location_id=request.location,
+        location_id=location_id,
         start_at=start.astimezone(now.tzinfo),
         end_at=(start + length).astimezone(now.tzinfo),
         status="pending" if pending else "confirmed",
@@ -613,31 +581,90 @@ async def book(
         created_at=now,
         confirmed_at=None if pending else now,
         pending_until=now + timedelta(minutes=PENDING_HOLD_MINUTES) if pending else None,
+        cancelled_at=None,
+        cancelled_by=None,
+        cancel_reason=None,
+        release_at=None,
         booked_by="staff" if request.by_staff else "citizen",
     )
-    await _insert_with_code(session, appointment)
-    session.add_all(
-        [
-            AppointmentService(appointment_id=appointment.id, service_id=s, quantity=q)
-            for s, q in need.items()
-        ]
-    )
-    session.add_all(_claim_rows(appointment.id, claims))
-    session.add(
-        Contact(
-            appointment_id=appointment.id,
-            name=name,
-            email=email,
-            email_key=email.lower() if email else None,
-            phone=phone,
-            delete_after=appointment.end_at + timedelta(days=retention_days),
+    contact = {
+        "name": name,
+        "email": email,
+        "email_key": email.lower() if email else None,
+        "phone": phone,
+        "delete_after": appointment.end_at + timedelta(days=retention_days),
+    }
+    if raw is not None:
+        limit = max_per_email if email_key is not None else NO_LIMIT
+        appointment.code = logic.new_code()
+        active, claimed, appointment_id = await postgres.book(
+            raw, rows, email_key, now, limit, _values(appointment), need, contact
         )
-    )
+        if active >= limit:
+            raise _limit_reached(limit)
+        if claimed != len(rows):
+            raise SlotTaken("This time is no longer available.")
+        if appointment_id is None:  # the code is taken: the claims stand, try other codes
+            await _insert_on_postgres(raw, appointment, need, rows, contact)
+        else:
+            appointment.id = appointment_id
+        make_transient_to_detached(appointment)
+        session.add(appointment)
+    else:
+        if email_key is not None:
+            await _check_email_limit(session, email_key, now, max_per_email)
+        await _claim(session, location_id, rows)
+        await _insert_with_code(session, appointment)
+        session.add_all(
+            [
+                AppointmentService(appointment_id=appointment.id, service_id=s, quantity=q)
+                for s, q in need.items()
+            ]
+        )
+        session.add_all(_claim_rows(appointment.id, claims))
+        session.add(Contact(appointment_id=appointment.id, **contact))
     if email is not None:
         kind = "booking_pending" if pending else "booking_confirmed"
         queue_message(session, kind, appointment.id, appointment.language, now)
-    await bump_versions(session, [appointment.location_id])
+    # the version last: its row, every booking's of the location, is locked only for the commit
+    if raw is not None:
+        await session.flush()
+        version = await postgres.raise_version(raw, location_id)
+    else:
+        version = (await bump_versions(session, [location_id]))[location_id]
+    if cache is not None and not session.in_nested_transaction():
+        claimed_rows = [(key, n) for key, n, _ in rows]
+        session.sync_session.info.setdefault(_COMMITTED, []).append(
+            (cache, location_id, version, claimed_rows)
+        )
     return Booked(appointment, need, appointment_token(secret, appointment), rules.timezone)
+
+
+def _values(appointment: Appointment) -> dict:
+    return {
+        name: getattr(appointment, name)
+        for name in (
+            "location_id", "start_at", "end_at", "status", "code", "nonce", "language",
+            "created_at", "confirmed_at", "pending_until", "booked_by",
+        )
+    }  # fmt: skip
+
+
+async def _insert_on_postgres(
+    raw, appointment: Appointment, need: dict[str, int], rows, contact: dict, tries: int = 8
+) -> None:
+    """Insert the appointment with all it holds under a fresh code (unique among active
+    appointments)."""
+    values = _values(appointment)
+    for _ in range(tries):
+        appointment.code = values["code"] = logic.new_code()
+        inserted = await postgres.insert_appointment(
+            raw, values, need, [(key, n) for key, n, _ in rows], contact
+        )
+        if inserted is not None:
+            appointment.id = inserted
+            return
+    raise RuntimeError("could not find a free booking code")
 
 
 async def _insert_with_code(
@@ -654,6 +681,20 @@ async def _insert_with_code(
         except IntegrityError:
             continue
     raise RuntimeError("could not find a free booking code")
+
+
+_COMMITTED = "aufruf.booking.committed"  # session.info: bookings to tell the cache at commit
+
+
+@event.listens_for(Session, "after_commit")
+def _tell_cache(session: Session) -> None:
+    for cache, location_id, version, claims in session.info.pop(_COMMITTED, ()):
+        cache.committed(location_id, version, claims)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_bookings(session: Session) -> None:
+    session.info.pop(_COMMITTED, None)
 
 
 async def by_token(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.auth.logic import Actor
 from aufruf.booking.model import Appointment
-from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep, SettingsDep
+from aufruf.deps import ActorDep, ClockDep, DatabaseDep, EventsDep, LinesDep, SettingsDep
 from aufruf.errors import Conflict, Forbidden, NotFound
 from aufruf.offices.model import Counter, Location
 from aufruf.printer import service as printing
@@ -163,11 +163,16 @@ async def ticket_out(
 
 
 async def created_ticket_out(
-    session: AsyncSession, ticket: Ticket, now: datetime, settings: Settings, request: Request
+    session: AsyncSession,
+    ticket: Ticket,
+    now: datetime,
+    settings: Settings,
+    request: Request,
+    line: queue.Line | queue.Figures | None = None,
 ) -> TicketOut:
     """The answer that creates a ticket: with its secret link and its print job, if any."""
     out = await ticket_out(
-        session, ticket, now, secret_for=(settings, public_base(settings, request))
+        session, ticket, now, line=line, secret_for=(settings, public_base(settings, request))
     )
     job = await printing.latest_job(session, ticket.id)
     if job is not None:
@@ -224,13 +229,15 @@ class TicketController(Controller):
         clock: ClockDep,
         settings: SettingsDep,
         events: EventsDep,
+        lines: LinesDep,
     ) -> TicketOut:
         actor.require("ticket.draw", location=location)
         services = list(data.services or ([data.service] if data.service else []))
         now = clock.now()
         device = actor.kind == "token" and actor.role == "kiosk"
 
-        async def work(session: AsyncSession, change: queue.Change) -> Ticket:
+        change = queue.Change()
+        async with db.write() as session:
             ticket = await queue.draw_ticket(
                 session,
                 change,
@@ -240,14 +247,14 @@ class TicketController(Controller):
                 source="kiosk" if device else "staff",
                 actor=_actor_name(actor),
                 kiosk_id=actor.kiosk,
+                lines=lines,
             )
             await _print_for_staff(session, ticket, now, data.print, actor, device)
-            return ticket
-
-        ticket = await run(db, events, work)
+        await events.publish(change.events)
         # worked out after commit: the number and the sequence are not locked meanwhile
+        line = await queue.drawn_figures(db, lines, ticket, change, now)
         async with db.read() as session:
-            return await created_ticket_out(session, ticket, now, settings, request)
+            return await created_ticket_out(session, ticket, now, settings, request, line=line)
 
     @post(
         "/checkins",

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from aufruf.booking import logic as booking_logic
+from aufruf.booking import service as booking
 from aufruf.booking.model import Appointment, AppointmentService
+from aufruf.db import Database, driver_connection
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.offices import service as offices
 from aufruf.offices.model import (
@@ -30,7 +33,8 @@ from aufruf.offices.model import (
     ServiceGroup,
 )
 from aufruf.printer import service as printing
-from aufruf.queue import logic
+from aufruf.queue import logic, postgres
+from aufruf.queue.line import LineCache, LineState
 from aufruf.queue.model import (
     CounterSession,
     CounterState,
@@ -233,6 +237,74 @@ async def walk_in_closed_reason(
     return "No new tickets are given out now: the office is closed or closing soon."
 
 
+@dataclass(frozen=True)
+class DrawRules:
+    """What a walk-in draw checks at a location, as of a rules version and local day (kept
+    per instance in the LineCache while both are unchanged)."""
+
+    version: int
+    day: date
+    location_id: str
+    timezone: str
+    rules: QueueRules
+    offered: dict[str, tuple[int, str]]  # service -> (position, ticket letter)
+    closed_today: bool
+    windows: tuple[tuple[time, time], ...]  # today's opening hours, local
+
+    def closed_reason(self, now: datetime) -> str | None:
+        """As walk_in_closed_reason, for rules without the cut-off by estimated wait."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        if self.closed_today:
+            return "The office is closed today."
+        cutoff = timedelta(minutes=self.rules.walk_in_cutoff_minutes)
+        for opens, closes in self.windows:
+            if (
+                datetime.combine(local.date(), opens, tzinfo=zone)
+                <= local
+                < datetime.combine(local.date(), closes, tzinfo=zone) - cutoff
+            ):
+                return None
+        return "No new tickets are given out now: the office is closed or closing soon."
+
+
+async def _draw_rules(
+    session: AsyncSession, lines: LineCache | None, location_id: str, now: datetime
+) -> DrawRules:
+    if lines is not None and lines.db is not None:
+        reader = lines.rules_readers.get(location_id)
+        if reader is None:
+            reader = booking.rules_version_reader(lines.db, location_id)
+            lines.rules_readers[location_id] = reader
+        version = await reader.read()
+    else:
+        version = await booking.rules_version(session, location_id)
+    cached = lines.rules.get(location_id) if lines is not None else None
+    if isinstance(cached, DrawRules) and cached.version == version:
+        if cached.day == now.astimezone(ZoneInfo(cached.timezone)).date():
+            return cached
+    location = await _location(session, location_id)
+    today = local_day(location, now)
+    windows = await session.scalars(
+        select(OpeningWindow).where(
+            OpeningWindow.location_id == location_id, OpeningWindow.weekday == today.weekday()
+        )
+    )
+    draw = DrawRules(
+        version=version,
+        day=today,
+        location_id=location_id,
+        timezone=location.timezone,
+        rules=queue_rules(location.queue),
+        offered=await _offered(session, location_id),
+        closed_today=today in await offices.closed_days_of(session, location, today, today),
+        windows=tuple((w.opens, w.closes) for w in windows),
+    )
+    if lines is not None:
+        lines.rules[location_id] = draw
+    return draw
+
+
 async def draw_ticket(
     session: AsyncSession,
     change: Change,
@@ -244,30 +316,152 @@ async def draw_ticket(
     actor: str | None,
     kiosk_id: str | None = None,
     rules: QueueRules | None = None,
+    lines: LineCache | None = None,
 ) -> Ticket:
-    """A walk-in ticket for one or more services, numbered by the first service's letter."""
-    location = await _location(session, location_id)
-    rules = await rules_at(session, location_id, rules)
-    offered = await _offered(session, location_id)
+    """A walk-in ticket for one or more services, numbered by the first service's letter, in
+    the caller's transaction: the ticket's rows, then its "issued" event with the location's
+    next seq, last (the sequence row stays locked to commit). With `lines`, the location's
+    rules come from the instance's cache and its line takes the ticket in at commit."""
+    draw = await _draw_rules(session, lines, location_id, now)
+    rules = rules or draw.rules
     unique = list(dict.fromkeys(services))
     if not unique:
         raise InvalidInput("Choose at least one service.", field="services")
     for index, service_id in enumerate(unique):
-        if service_id not in offered:
+        if service_id not in draw.offered:
             raise InvalidInput(
                 f"The service {service_id!r} is not offered here.", field=f"services[{index}]"
             )
-    closed = (
-        await walk_in_closed_reason(session, location, now, rules, unique)
-        if source == "kiosk"
-        else None
+    if source == "kiosk":
+        if rules.cutoff_by_wait:
+            location = await _location(session, location_id)
+            closed = await walk_in_closed_reason(session, location, now, rules, unique)
+        else:
+            closed = replace(draw, rules=rules).closed_reason(now)
+        if closed:
+            raise Conflict(closed, reason="closed")
+    letter = draw.offered[min(unique, key=lambda s: draw.offered[s][0])][1]
+    ticket, issued = await _issue(
+        session, change, now, location_id, draw.day, unique, letter, source, actor, kiosk_id
     )
-    if closed:
-        raise Conflict(closed, reason="closed")
-    letter = offered[min(unique, key=lambda s: offered[s][0])][1]
-    return await _new_ticket(
-        session, change, now, location, unique, letter, source, actor, kiosk_id
+    # further rows of the draw go here: the number and the seq stay locked until the commit
+    await printing.print_new_ticket(session, ticket, now)  # on the kiosk's printer, if any
+    if lines is not None and not session.in_nested_transaction():
+        waiting = logic.Waiting(ticket.id, frozenset(unique), ticket.arrived_at)
+        flight = lines.expect(location_id, issued.seq, waiting)
+        if flight is not None:
+            session.sync_session.info.setdefault(_DRAWN, []).append((lines, location_id, flight))
+    return ticket
+
+
+def _ticket_values(
+    location_id: str,
+    day: date,
+    source: str,
+    kiosk_id: str | None,
+    now: datetime,
+    appointment_id: int | None = None,
+) -> dict[str, Any]:
+    return dict(
+        location_id=location_id,
+        day=day,
+        status="waiting",
+        nonce=new_nonce(),
+        source=source,
+        kiosk_id=kiosk_id,
+        appointment_id=appointment_id,
+        issued_at=now,
+        arrived_at=now,
+        priority=0,
+        counter_id=None,
+        call_count=0,
+        called_at=None,
+        started_at=None,
+        finished_at=None,
+        end_reason=None,
     )
+
+
+async def _issue(
+    session: AsyncSession,
+    change: Change,
+    now: datetime,
+    location_id: str,
+    day: date,
+    services: list[str],
+    letter: str,
+    source: str,
+    actor: str | None,
+    kiosk_id: str | None,
+) -> tuple[Ticket, QueueEvent]:
+    """A waiting walk-in ticket with the next number of its letter and day, its services and
+    its "issued" event with the location's next seq (on PostgreSQL one statement)."""
+    raw = await driver_connection(session)
+    if raw is None:
+        ticket = await _ticket_rows(
+            session, now, location_id, day, services, letter, source, kiosk_id
+        )
+        issued = await record(
+            session, change, location_id, "issued", now,
+            ticket=ticket, services=services, actor=actor,
+        )  # fmt: skip
+        return ticket, issued
+    values = _ticket_values(location_id, day, source, kiosk_id, now)
+    ticket_id, number, seq = await postgres.issue_ticket(
+        raw, location_id, day, letter, values["nonce"], source, kiosk_id, now, services, actor
+    )
+    ticket = Ticket(id=ticket_id, number=number, **values)
+    make_transient_to_detached(ticket)
+    session.add(ticket)
+    issued = QueueEvent(
+        location_id=location_id,
+        seq=seq,
+        kind="issued",
+        ticket_id=ticket_id,
+        number=number,
+        services=services,
+        counter_id=None,
+        actor=actor,
+        at=now,
+        data={},
+    )
+    change.events.append(issued)
+    return ticket, issued
+
+
+async def _ticket_rows(
+    session: AsyncSession,
+    now: datetime,
+    location_id: str,
+    day: date,
+    services: list[str],
+    letter: str,
+    source: str,
+    kiosk_id: str | None,
+    appointment_id: int | None = None,
+) -> Ticket:
+    """A waiting ticket with the next number of its letter and day, and its services."""
+    values = _ticket_values(location_id, day, source, kiosk_id, now, appointment_id)
+    ticket = Ticket(number=await _next_number(session, location_id, day, letter), **values)
+    session.add(ticket)
+    await session.flush()
+    session.add_all([TicketService(ticket_id=ticket.id, service_id=s) for s in services])
+    return ticket
+
+
+_DRAWN = "aufruf.queue.drawn"  # session.info: draws to settle in the LineCache
+
+
+@event.listens_for(Session, "after_commit")
+def _drawn(session: Session) -> None:
+    for lines, location_id, flight in session.info.pop(_DRAWN, ()):
+        lines.settled(location_id, flight, True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _not_drawn(session: Session) -> None:
+    for lines, location_id, flight in session.info.pop(_DRAWN, ()):
+        lines.settled(location_id, flight, False)
 
 
 async def _new_ticket(
@@ -282,24 +476,10 @@ async def _new_ticket(
     kiosk_id: str | None,
     appointment_id: int | None = None,
 ) -> Ticket:
-    day = local_day(location, now)
-    ticket = Ticket(
-        location_id=location.id,
-        day=day,
-        number=await _next_number(session, location.id, day, letter),
-        status="waiting",
-        nonce=new_nonce(),
-        source=source,
-        kiosk_id=kiosk_id,
-        appointment_id=appointment_id,
-        issued_at=now,
-        arrived_at=now,
-        priority=0,
-        call_count=0,
-    )
-    session.add(ticket)
-    await session.flush()
-    session.add_all([TicketService(ticket_id=ticket.id, service_id=s) for s in services])
+    ticket = await _ticket_rows(
+        session, now, location.id, local_day(location, now), services, letter, source,
+        kiosk_id, appointment_id,
+    )  # fmt: skip
     await record(
         session, change, location.id, "issued", now, ticket=ticket, services=services, actor=actor
     )
@@ -575,6 +755,43 @@ async def figures(
         await _serving(session, [d.id for d in desks]),
     )
     return Figures([w.id for w in ordered], services, ahead, minutes, desks)
+
+
+async def drawn_figures(
+    db: Database, lines: LineCache | None, ticket: Ticket, change: Change, now: datetime
+) -> Figures:
+    """The figures of a walk-in ticket just drawn (committed in `change`): from the
+    instance's line at the seq of its event when there is `lines`, else read afresh."""
+    issued = next(e for e in change.events if e.ticket_id == ticket.id and e.kind == "issued")
+    services = sorted(issued.services)
+    if lines is None:
+        async with db.read() as session:
+            return await figures(session, ticket.location_id, now)
+    me = logic.Waiting(ticket.id, frozenset(services), ticket.arrived_at)
+    ahead, wait = await lines.figures(
+        ticket.location_id, issued.seq, me, now, lambda: _line_state(db, ticket.location_id)
+    )
+    return Figures(
+        order=[ticket.id] if ahead is not None else [],
+        services={ticket.id: services},
+        people_ahead={ticket.id: ahead} if ahead is not None else {},
+        wait_minutes={ticket.id: wait} if ahead is not None else {},
+        desks=[],
+    )
+
+
+async def _line_state(db: Database, location_id: str) -> LineState:
+    """The location's waiting line with what its figures need, read in one snapshot."""
+    async with db.read() as session:
+        if not db.is_sqlite:  # SQLite: a read transaction is one snapshot already
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        seq = await current_seq(session, location_id)
+        rules = await rules_at(session, location_id)
+        waiting, _ = await _waiting(session, location_id)
+        desks = await _desks(session, location_id)
+        minutes = await _service_minutes(session, location_id)
+        serving = await _serving(session, [d.id for d in desks])
+    return LineState(seq, rules.order, desks, minutes, serving, waiting=waiting)
 
 
 async def waiting_line(

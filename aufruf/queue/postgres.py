@@ -1,0 +1,65 @@
+"""The ticket draw's statements on PostgreSQL, as plain SQL on the session's own asyncpg
+connection (aufruf.db.driver_connection): the ticket with its number, its services and its
+event with the location's next seq in one statement, so the two rows every draw locks are
+held for that statement and the commit alone. The rules are those of the portable path in
+service.py: the number row and the sequence row stay locked to commit, so numbers never
+repeat and commit order is seq order."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+# the number is the letter and the count, at least three digits (A001 … A999, A1000); the
+# rows flow number -> ticket -> seq, so every draw locks the number row, then the sequence row
+_ISSUE = """
+WITH number AS (
+    INSERT INTO ticket_number AS n (location_id, day, letter, last) VALUES ($1, $2, $3, 1)
+    ON CONFLICT (location_id, day, letter) DO UPDATE SET last = n.last + 1
+    RETURNING $3 || CASE WHEN last < 100 THEN lpad(last::text, 3, '0') ELSE last::text END
+        AS number
+), ticket AS (
+    INSERT INTO ticket (location_id, day, number, status, nonce, source, kiosk_id,
+        issued_at, arrived_at, priority, call_count)
+    SELECT $1, $2, number.number, 'waiting', $4, $5, $6, $7, $7, 0, 0 FROM number
+    RETURNING id, number
+), services AS (
+    INSERT INTO ticket_service (ticket_id, service_id)
+    SELECT ticket.id, s FROM ticket, unnest($8::varchar[]) AS s
+), next AS (
+    INSERT INTO location_sequence AS q (location_id, seq) SELECT $1, 1 FROM ticket
+    ON CONFLICT (location_id) DO UPDATE SET seq = q.seq + 1
+    RETURNING seq
+), event AS (
+    INSERT INTO queue_event (location_id, seq, kind, ticket_id, number, services, counter_id,
+        actor, at, data)
+    SELECT $1, next.seq, 'issued', ticket.id, ticket.number, $9::json, NULL, $10, $7,
+        '{}'::json
+    FROM next, ticket
+    RETURNING seq
+)
+SELECT ticket.id, ticket.number, event.seq FROM ticket, event
+"""
+
+
+async def issue_ticket(
+    raw: Any,
+    location_id: str,
+    day: date,
+    letter: str,
+    nonce: str,
+    source: str,
+    kiosk_id: str | None,
+    now: datetime,
+    services: list[str],
+    actor: str | None,
+) -> tuple[int, str, int]:
+    """A waiting ticket with the next number of its letter and day, its services and its
+    "issued" event under the location's next seq: (id, number, seq). Both rows it locks stay
+    locked to commit."""
+    row = await raw.fetchrow(
+        _ISSUE, location_id, day, letter, nonce, source, kiosk_id, now, services,
+        json.dumps(services), actor,
+    )  # fmt: skip
+    return row[0], row[1], row[2]
