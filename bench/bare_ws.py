@@ -27,7 +27,9 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def main(port: int) -> None:
-    async with serve(handler, "127.0.0.1", port, ping_interval=None, backlog=2048):
+    async with serve(
+        handler, "127.0.0.1", port, ping_interval=None, compression=None, backlog=2048
+    ):
         await asyncio.Future()
 
 

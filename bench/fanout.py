@@ -15,8 +15,8 @@ What it does, in about a minute:
    migrates it, adds a location open all day with one counter and a clerk token, and draws
    --calls + --phones tickets (aufruf's own draw_ticket).
 2. Serves the aufruf app with uvicorn as the other benchmarks do (bench/harness.py: one worker,
-   no access log); live events go through PostgreSQL LISTEN/NOTIFY, as in production without
-   Redis. Opens the counter.
+   no access log) and without per-message compression, as `aufruf serve` does; live events go
+   through PostgreSQL LISTEN/NOTIFY, as in production without Redis. Opens the counter.
 3. From this process, a second one: connects --phones phone views (/ws/tickets/{token}, one
    per ticket behind the first --calls) and --displays wall displays
    (/ws/locations/{L}/display), reading the server's RSS before and after (memory per
@@ -24,10 +24,11 @@ What it does, in about a minute:
 4. The clerk calls next --calls times, one after the other. For each: the time from sending
    POST /api/v1/counters/{C}/call-next until every client has the event: a display its
    "called" message, a phone a ticket message with one person fewer ahead.
-5. The baseline, in the same run: bench/bare_ws.py, a bare `websockets` server, with the same
-   number of clients; a control client sends --calls messages one after the other (each about
-   as long as a phone view's message), the server broadcasts each to all; the time from sending
-   until every client has it. Memory per connection the same way.
+5. The baseline, in the same run: bench/bare_ws.py, a bare `websockets` server (also without
+   per-message compression), with the same number of clients; a control client sends --calls
+   messages one after the other (each about as long as a phone view's message), the server
+   broadcasts each to all; the time from sending until every client has it. Memory per
+   connection the same way.
 6. Prints p50, p99 and max of both, the memory per connection, and the verdicts of the targets:
    aufruf's p99 at most 2x the baseline's p99, and under 250 ms.
 """
@@ -213,7 +214,10 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
     if args.profile:
         env["BENCH_PROFILE"] = str(args.profile)
         factory = "profiled_app:create"
-    server = start_server("aufruf", factory, env, log_dir)
+    # as `aufruf serve` runs it: no per-message compression
+    server = start_server(
+        "aufruf", factory, env, log_dir, options=("--ws-per-message-deflate", "false")
+    )
     sockets: list[ClientConnection] = []
     tasks: list[asyncio.Task] = []
     clerk = Connection(server.port)
