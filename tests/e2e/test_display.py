@@ -101,8 +101,12 @@ def waiter(browser):
     return WebDriverWait(browser, WAIT_SECONDS)
 
 
-def shown(browser, element_id: str) -> str:
-    return browser.execute_script(f"return document.getElementById('{element_id}').textContent")
+def shown(browser, element_id: str) -> str | None:
+    """The element's text; None while the page has no such element (e.g. during a load)."""
+    return browser.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.textContent : null",
+        element_id,
+    )
 
 
 def online(browser) -> bool:
