@@ -1,11 +1,12 @@
 """The public live sockets: `/ws/locations/{L}/display` (the wall display) and
 `/ws/tickets/{token}` (the phone view); and the displays online in this process.
 
-Both are built like the counter socket (aufruf.display.sockets): subscribe to the location's
-channel first, then a snapshot with the current `seq`, then what came after; a receive loop
-notices the client leaving, a ping after silence keeps the connection honest, a periodic check
-against the database catches an event lost on the way, and a RESYNC from the channels backend
-(aufruf.display.channels) makes the socket read what it missed from the database.
+Both are built like the counter socket (aufruf.display.sockets): join the location's hub (its
+one channel subscription in this process) first, then a snapshot with the current `seq`, then
+what came after; a receive loop notices the client leaving, a ping after silence keeps the
+connection honest, a periodic check against the database catches an event lost on the way, and
+a RESYNC from the channels backend (aufruf.display.channels) makes the socket read what it
+missed from the database.
 
 The display forwards every event strictly in `seq` order: an event's seq beyond the last sent
 plus one makes it read the missing `queue_event` rows (once per instance: `DisplayFeed` keeps

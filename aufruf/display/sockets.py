@@ -1,22 +1,24 @@
 """`/ws/counters/{C}`: a counter's state and the queue it serves, live, for the clerk's desk.
 
-The socket subscribes to its location's channel first, then sends a snapshot with the
-location's current `seq`; after that every event with a higher seq makes it send a fresh state
+The socket joins its location's LocationHub first (aufruf.display.hub: one channel subscription
+per location and process, shared by all sockets), then sends a snapshot with the location's
+current `seq`; after that every event with a higher seq makes it send a fresh state
 of the same shape, read from the database (never from the event alone: a missed or doubled
 event cannot make the desk wrong). Duplicates and old seqs are dropped; a burst of events
 becomes one state.
 
-Four small tasks live as long as the socket, and the first to end ends them all:
+Three small tasks live as long as the socket (four with a subscription of its own), and the
+first to end ends them all:
 - `receive`: reads what the client sends (`{"type": "ping"}` gets a pong) and so notices the
   client going away;
-- `follow`: reads the channel and notes the highest seq seen (with the LocationHub of
-  aufruf.display.hub, which the sockets share, the hub calls `on_event` instead);
+- `on_event`, called by the hub, notes the highest seq seen (with a subscription of the
+  stream's own, as in tests, a `follow` task reads the channel and does the same);
 - `render`: sends a state whenever that seq is ahead of the last one sent;
 - `keep_alive`: a ping after HEARTBEAT_SECONDS of silence; every RECHECK_SECONDS a check of
   the credentials (a revoked token or a closed session closes the socket) and of the
   location's seq (a state is sent if an event was lost on the way).
-The subscription ends in `finally` (the channels context manager), the tasks are cancelled and
-awaited, and no database session is held in between.
+The socket leaves the hub in `finally` (the last to leave ends the subscription), the tasks are
+cancelled and awaited, and no database session is held in between.
 
 Close codes: 4401 not signed in (or no longer), 4403 not allowed here, 4404 no such counter.
 """
