@@ -14,9 +14,10 @@ What it does, in about a minute:
    by --postgres, AUFRUF_TEST_POSTGRES_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test,
    migrates it, adds a location open all day with one counter and a clerk token, and draws
    --calls + --phones tickets (aufruf's own draw_ticket).
-2. Serves the aufruf app with uvicorn as the other benchmarks do (bench/harness.py: one worker,
-   no access log) and without per-message compression, as `aufruf serve` does; live events go
-   through PostgreSQL LISTEN/NOTIFY, as in production without Redis. Opens the counter.
+2. Serves the app `aufruf serve` serves (aufruf.app:app_from_env, without the worker) with
+   uvicorn as the other benchmarks do (bench/harness.py: one worker, no access log) and with
+   `aufruf serve`'s options (no per-message compression); live events go through PostgreSQL
+   LISTEN/NOTIFY, as in production without Redis. Opens the counter.
 3. From this process, a second one: connects --phones phone views (/ws/tickets/{token}, one
    per ticket behind the first --calls) and --displays wall displays
    (/ws/locations/{L}/display), reading the server's RSS before and after (memory per
@@ -210,13 +211,19 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     )
     env.pop("AUFRUF_REDIS_URL", None)
-    factory = "aufruf_app:create"
+    env["AUFRUF_RUN_WORKER"] = "0"  # `aufruf serve --no-worker`: the worker's timers aside
+    factory, app_dir = "aufruf.app:app_from_env", ROOT  # what `aufruf serve` runs
     if args.profile:
         env["BENCH_PROFILE"] = str(args.profile)
-        factory = "profiled_app:create"
-    # as `aufruf serve` runs it: no per-message compression
+        factory, app_dir = "profiled_app:create", BENCH
+    # with `aufruf serve`'s options: no per-message compression
     server = start_server(
-        "aufruf", factory, env, log_dir, options=("--ws-per-message-deflate", "false")
+        "aufruf",
+        factory,
+        env,
+        log_dir,
+        app_dir=app_dir,
+        options=("--ws-per-message-deflate", "false"),
     )
     sockets: list[ClientConnection] = []
     tasks: list[asyncio.Task] = []
