@@ -147,6 +147,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int, worker: bool)
         log_level="info",
         access_log=False,  # aufruf.access logs requests with their secrets cut out
         proxy_headers=False,
+        # live messages are a few hundred bytes: compressing each costs more CPU and memory
+        # per connection (bench/fanout.py) than the bytes it saves
+        ws_per_message_deflate=False,
     )
 
 

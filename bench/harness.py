@@ -364,9 +364,11 @@ def start_server(
     *,
     app_dir: Path = BENCH,
     workers: int = 1,
+    options: tuple[str, ...] = (),
 ) -> Server:
     """uvicorn with the same options for both apps; the caller waits for it to answer.
-    `factory` is imported from `app_dir`; more than one worker: `--workers N`."""
+    `factory` is imported from `app_dir`; more than one worker: `--workers N`; `options` are
+    more uvicorn options (e.g. those `aufruf serve` sets too)."""
     port = free_port()
     log = log_dir / f"{name}.log"
     command = [
@@ -376,6 +378,7 @@ def start_server(
     ]  # fmt: skip
     if workers != 1:
         command += ["--workers", str(workers)]
+    command += options
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     return Server(name, process, port, log)

@@ -1,11 +1,12 @@
 """The public live sockets: `/ws/locations/{L}/display` (the wall display) and
 `/ws/tickets/{token}` (the phone view); and the displays online in this process.
 
-Both are built like the counter socket (aufruf.display.sockets): subscribe to the location's
-channel first, then a snapshot with the current `seq`, then what came after; a receive loop
-notices the client leaving, a ping after silence keeps the connection honest, a periodic check
-against the database catches an event lost on the way, and a RESYNC from the channels backend
-(aufruf.display.channels) makes the socket read what it missed from the database.
+Both are built like the counter socket (aufruf.display.sockets): join the location's hub (its
+one channel subscription in this process) first, then a snapshot with the current `seq`, then
+what came after; a receive loop notices the client leaving, a ping after silence keeps the
+connection honest, a periodic check against the database catches an event lost on the way, and
+a RESYNC from the channels backend (aufruf.display.channels) makes the socket read what it
+missed from the database.
 
 The display forwards every event strictly in `seq` order: an event's seq beyond the last sent
 plus one makes it read the missing `queue_event` rows (once per instance: `DisplayFeed` keeps
@@ -18,7 +19,6 @@ once per location and event in this process.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -36,14 +36,14 @@ from sqlalchemy import select
 
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
-from aufruf.display.channels import is_resync
+from aufruf.display.hub import hub_of
 from aufruf.display.service import LocationView, LocationViews, views_of
 from aufruf.display.sockets import CounterStream, close_code, close_reason
 from aufruf.errors import DomainError, NotFound
 from aufruf.offices.model import Location
 from aufruf.queue import service as queue
 from aufruf.queue.api import ticket_out
-from aufruf.queue.events import event_message, location_channel
+from aufruf.queue.events import event_message
 from aufruf.queue.model import QueueEvent
 from aufruf.responses import errors
 
@@ -55,7 +55,7 @@ NOT_PUBLIC = ("arrived_at", "called_at", "token", "status_url")
 
 
 def compact(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
+    return msgspec.json.encode(message).decode()
 
 
 # --- the displays online ------------------------------------------------------------------
@@ -274,22 +274,10 @@ class DisplayStream(CounterStream):
             self.news.set()
         return True
 
-    async def follow(self, events) -> None:
-        async for raw in events:
-            try:
-                message = json.loads(raw)
-                if is_resync(message):
-                    await self.resync()
-                    continue
-                seq = message["seq"]
-            except (ValueError, KeyError, TypeError):
-                continue
-            if not isinstance(seq, int):
-                continue
+    def on_event(self, message: dict[str, Any], view: LocationView | None = None) -> None:
+        if isinstance(message.get("seq"), int):
             self.feed.note(self.location, message)
-            if seq > max(self.seen_seq, self.sent_seq):
-                self.seen_seq = seq
-                self.news.set()
+        super().on_event(message, view)
 
     async def render(self) -> None:
         while True:
@@ -297,7 +285,7 @@ class DisplayStream(CounterStream):
             self.news.clear()
             while self.seen_seq > self.sent_seq:
                 target = self.seen_seq
-                view = await self.views.at_least(self.location, target)
+                view = await self.view_for(target)
                 texts = await self.feed.texts(self.location, self.sent_seq, target, view)
                 if texts is None:  # cannot be filled: start over from a snapshot
                     async with self._send_lock:
@@ -343,12 +331,11 @@ async def display_socket(
         await existing_location(db, location)
 
     await socket.accept()
-    stream = DisplayStream(
-        socket, location, views_of(socket.app), feed_of(socket.app), registry, device
-    )
+    views = views_of(socket.app)
+    stream = DisplayStream(socket, location, views, feed_of(socket.app), registry, device)
     try:
-        async with channels.start_subscription([location_channel(location)]) as subscriber:
-            await stream.run(subscriber, still_there)
+        async with hub_of(socket.app, channels, views).joined(location, stream):
+            await stream.run(None, still_there)
     except WebSocketDisconnect:
         pass
     finally:
@@ -424,9 +411,10 @@ async def ticket_socket(
         await socket.close(code=close_code(refused), reason=close_reason(refused.detail))
         return
     await socket.accept()
-    stream = TicketStream(socket, ticket_id, location, views_of(socket.app))
+    views = views_of(socket.app)
+    stream = TicketStream(socket, ticket_id, location, views)
     try:
-        async with channels.start_subscription([location_channel(location)]) as subscriber:
-            await stream.run(subscriber, admitted)
+        async with hub_of(socket.app, channels, views).joined(location, stream):
+            await stream.run(None, admitted)
     except WebSocketDisconnect:
         pass

@@ -74,14 +74,52 @@ def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
     return shape
 
 
+async def waiting_shapes(
+    session: AsyncSession, location_id: str, now: datetime
+) -> tuple[queue.Figures, dict[int, dict[str, Any]]]:
+    """The location's figures and its waiting tickets in call order, each in the one ticket
+    shape plus arrival and last call; read as plain rows (loading a thousand ticket objects for
+    every event would cost more than all the rest). Tickets of appointments, a few, go through
+    ticket_out for their appointment part; a ticket called between the reads is left out."""
+    found = await queue.figures(session, location_id, now)
+    rows = {
+        row.id: row
+        for row in await session.execute(
+            select(
+                Ticket.id, Ticket.number, Ticket.arrived_at, Ticket.called_at, Ticket.appointment_id
+            ).where(Ticket.location_id == location_id, Ticket.status == "waiting")
+        )
+    }
+    shapes: dict[int, dict[str, Any]] = {}
+    for ticket_id in found.order:
+        row = rows.get(ticket_id)
+        if row is None:
+            continue
+        if row.appointment_id is not None:
+            ticket = await queue.get_ticket(session, ticket_id)
+            shape = msgspec.to_builtins(await ticket_out(session, ticket, now, line=found))
+            shapes[ticket_id] = _with_times(shape, ticket)
+            continue
+        shapes[ticket_id] = {  # ticket_out's shape of a waiting walk-in
+            "id": ticket_id,
+            "number": row.number,
+            "status": "waiting",
+            "location": location_id,
+            "services": list(found.services[ticket_id]),
+            "people_ahead": found.people_ahead.get(ticket_id),
+            "estimated_wait_minutes": found.wait_minutes.get(ticket_id),
+            "counter": None,
+            "arrived_at": row.arrived_at.isoformat(),
+            "called_at": row.called_at.isoformat() if row.called_at else None,
+        }
+    return found, shapes
+
+
 async def location_view(session: AsyncSession, location_id: str, now: datetime) -> LocationView:
     # the seq first: whatever is read after it reflects at least the events up to it
     seq = await queue.current_seq(session, location_id)
-    line = await queue.waiting_line(session, location_id, now)
-    tickets = {
-        t.id: _with_times(msgspec.to_builtins(await ticket_out(session, t, now, line=line)), t)
-        for t in line.waiting
-    }
+    line, tickets = await waiting_shapes(session, location_id, now)
+    waiters = [logic.Waiting(i, frozenset(line.services[i]), now) for i in tickets]
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
     for desk in line.desks:
@@ -90,12 +128,8 @@ async def location_view(session: AsyncSession, location_id: str, now: datetime) 
             current = await queue.get_ticket(session, shape["current"]["id"])
             _with_times(shape["current"], current)
         counters[desk.id] = shape
-        queues[desk.id] = [
-            tickets[t.id]
-            for t in line.waiting
-            if logic.can_serve(desk.services, queue.as_waiting(t, line.services[t.id], None))
-        ]
-    waiting = Tally(s for t in line.waiting for s in line.services[t.id])
+        queues[desk.id] = [tickets[w.id] for w in waiters if logic.can_serve(desk.services, w)]
+    waiting = Tally(s for i in tickets for s in line.services[i])
     open_tickets = {i: dict(shape) for i, shape in tickets.items()}
     for shape in counters.values():
         if shape["current"] is not None:

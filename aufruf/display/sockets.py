@@ -1,21 +1,24 @@
 """`/ws/counters/{C}`: a counter's state and the queue it serves, live, for the clerk's desk.
 
-The socket subscribes to its location's channel first, then sends a snapshot with the
-location's current `seq`; after that every event with a higher seq makes it send a fresh state
+The socket joins its location's LocationHub first (aufruf.display.hub: one channel subscription
+per location and process, shared by all sockets), then sends a snapshot with the location's
+current `seq`; after that every event with a higher seq makes it send a fresh state
 of the same shape, read from the database (never from the event alone: a missed or doubled
 event cannot make the desk wrong). Duplicates and old seqs are dropped; a burst of events
 becomes one state.
 
-Four small tasks live as long as the socket, and the first to end ends them all:
+Three small tasks live as long as the socket (four with a subscription of its own), and the
+first to end ends them all:
 - `receive`: reads what the client sends (`{"type": "ping"}` gets a pong) and so notices the
   client going away;
-- `follow`: reads the channel and notes the highest seq seen;
+- `on_event`, called by the hub, notes the highest seq seen (with a subscription of the
+  stream's own, as in tests, a `follow` task reads the channel and does the same);
 - `render`: sends a state whenever that seq is ahead of the last one sent;
 - `keep_alive`: a ping after HEARTBEAT_SECONDS of silence; every RECHECK_SECONDS a check of
   the credentials (a revoked token or a closed session closes the socket) and of the
   location's seq (a state is sent if an event was lost on the way).
-The subscription ends in `finally` (the channels context manager), the tasks are cancelled and
-awaited, and no database session is held in between.
+The socket leaves the hub in `finally` (the last to leave ends the subscription), the tasks are
+cancelled and awaited, and no database session is held in between.
 
 Close codes: 4401 not signed in (or no longer), 4403 not allowed here, 4404 no such counter.
 """
@@ -27,6 +30,7 @@ import json
 import logging
 from typing import Any
 
+import msgspec
 from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
@@ -36,10 +40,10 @@ from litestar.params import FromPath, SkipValidation
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ClockDep, DatabaseDep, SettingsDep
 from aufruf.display.channels import is_resync
+from aufruf.display.hub import hub_of
 from aufruf.display.service import LocationView, LocationViews, views_of
 from aufruf.errors import DomainError, Forbidden, NotFound, Unauthorized
 from aufruf.offices.model import Counter
-from aufruf.queue.events import location_channel
 
 log = logging.getLogger("aufruf.display")
 
@@ -84,12 +88,13 @@ class CounterStream:
         self.sent_seq = -1  # seq of the last state sent
         self.seen_seq = -1  # highest seq announced on the channel
         self.news = asyncio.Event()
+        self.ready: LocationView | None = None  # the newest view the hub handed over
         self.last_sent = 0.0
         self.closed = False
         self._send_lock = asyncio.Lock()
 
     async def _write(self, message: dict[str, Any]) -> None:
-        await self.socket.send_text(json.dumps(message, separators=(",", ":")))
+        await self.socket.send_text(msgspec.json.encode(message).decode())
         self.last_sent = asyncio.get_running_loop().time()
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -137,23 +142,45 @@ class CounterStream:
         """The channel backend lost its subscription for a while (aufruf.display.channels):
         whatever was committed meanwhile is read from the database now."""
         view = await self.views.current(self.location)
-        if view.seq > max(self.seen_seq, self.sent_seq):
-            self.seen_seq = view.seq
+        self.heard_seq(view.seq)
+
+    def heard_seq(self, seq: int, view: LocationView | None = None) -> None:
+        """The location has reached `seq`: the render task sends what is new (from `view`,
+        when the LocationHub has computed it for all its streams)."""
+        if view is not None and (self.ready is None or view.seq > self.ready.seq):
+            self.ready = view
+        if seq > max(self.seen_seq, self.sent_seq):
+            self.seen_seq = seq
             self.news.set()
 
+    def on_event(self, message: dict[str, Any], view: LocationView | None = None) -> None:
+        """An event of the location, parsed (by the LocationHub, once for all its streams)."""
+        seq = message.get("seq")
+        if isinstance(seq, int):
+            self.heard_seq(seq, view)
+
+    async def view_for(self, seq: int) -> LocationView:
+        """A view reflecting `seq`: the one handed over by the hub if it does, else the
+        shared one of LocationViews."""
+        ready = self.ready
+        if ready is not None and ready.seq >= seq:
+            return ready
+        return await self.views.at_least(self.location, seq)
+
     async def follow(self, events) -> None:
+        """Events from a subscription of this stream's own (the sockets share one through
+        aufruf.display.hub)."""
         async for raw in events:
             try:
                 message = json.loads(raw)
-                if is_resync(message):
-                    await self.resync()
-                    continue
-                seq = message["seq"]
-            except (ValueError, KeyError, TypeError):
+            except ValueError:
                 continue
-            if isinstance(seq, int) and seq > max(self.seen_seq, self.sent_seq):
-                self.seen_seq = seq
-                self.news.set()
+            if not isinstance(message, dict):
+                continue
+            if is_resync(message):
+                await self.resync()
+                continue
+            self.on_event(message)
 
     async def render(self) -> None:
         while True:
@@ -161,7 +188,7 @@ class CounterStream:
             self.news.clear()
             if self.seen_seq <= self.sent_seq:
                 continue  # an old or doubled event: already reflected
-            view = await self.views.at_least(self.location, self.seen_seq)
+            view = await self.view_for(self.seen_seq)
             if not await self.send_state(view):
                 return
 
@@ -186,14 +213,18 @@ class CounterStream:
             await asyncio.sleep(max(0.0, wake - loop.time()))
 
     async def run(self, subscriber, recheck) -> None:
+        """Snapshot, then live until the client leaves. Events come from `subscriber` (a
+        channels subscription of this stream's own) or, with None, through `on_event` from
+        the LocationHub the stream has joined."""
         if not await self.send_state(await self.views.current(self.location)):
             return
         tasks = [
             asyncio.create_task(self.receive(), name="receive"),
-            asyncio.create_task(self.follow(subscriber.iter_events()), name="follow"),
             asyncio.create_task(self.render(), name="render"),
             asyncio.create_task(self.keep_alive(recheck), name="keep_alive"),
         ]
+        if subscriber is not None:
+            tasks.append(asyncio.create_task(self.follow(subscriber.iter_events()), name="follow"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -238,9 +269,10 @@ async def counter_socket(
         await socket.close(code=close_code(refused), reason=close_reason(refused.detail))
         return
     await socket.accept()
-    stream = CounterStream(socket, counter, location, views_of(socket.app))
+    views = views_of(socket.app)
+    stream = CounterStream(socket, counter, location, views)
     try:
-        async with channels.start_subscription([location_channel(location)]) as subscriber:
-            await stream.run(subscriber, admitted)
+        async with hub_of(socket.app, channels, views).joined(location, stream):
+            await stream.run(None, admitted)
     except WebSocketDisconnect:
         pass  # gone while the snapshot was being sent

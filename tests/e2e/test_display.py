@@ -101,8 +101,12 @@ def waiter(browser):
     return WebDriverWait(browser, WAIT_SECONDS)
 
 
-def shown(browser, element_id: str) -> str:
-    return browser.execute_script(f"return document.getElementById('{element_id}').textContent")
+def shown(browser, element_id: str) -> str | None:
+    """The element's text; None while the page has no such element (e.g. during a load)."""
+    return browser.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.textContent : null",
+        element_id,
+    )
 
 
 def online(browser) -> bool:
@@ -260,6 +264,43 @@ def test_the_display_comes_back_after_the_server_restarts(browser_factory, offic
         assert not browser.find_element(By.ID, "offline").is_displayed()
         assert browser.execute_script("return aufrufDisplay.snapshots") > snapshots
         assert shown(browser, "call-counter") == "Platz 1"
+
+
+def test_duplicates_are_dropped_and_a_gap_takes_a_fresh_snapshot(browser_factory, office, server):
+    browser = browser_factory(width=1920, height=1080)
+    open_display(browser, server)
+    office.draw(server)
+    called = office.call_next(server)
+    waiter(browser).until(lambda b: shown(b, "call-number") == called["number"])
+    seq = browser.execute_script("return aufrufDisplay.seq")
+    snapshots = browser.execute_script("return aufrufDisplay.snapshots")
+
+    fake = {"type": "called", "number": "Z999", "counter": "Platz 9", "at": "2026-11-23T08:00Z"}
+    browser.execute_script("aufrufDisplay.receive(arguments[0])", {**fake, "seq": seq})
+    assert shown(browser, "call-number") == called["number"]  # a seq already seen: dropped
+    assert announced(browser) == ["Nummer A 1, bitte zu Platz 1"]
+
+    browser.execute_script("aufrufDisplay.receive(arguments[0])", {**fake, "seq": seq + 5})
+    waiter(browser).until(lambda b: b.execute_script("return aufrufDisplay.snapshots") > snapshots)
+    waiter(browser).until(online)
+    assert shown(browser, "call-number") == called["number"]  # never guessed from the gap
+    assert browser.execute_script("return aufrufDisplay.seq") == seq
+    assert announced(browser) == ["Nummer A 1, bitte zu Platz 1"]
+
+
+def test_a_revoked_token_is_forgotten_and_the_calls_still_shown(browser_factory, office, server):
+    from selenium.webdriver.common.by import By
+
+    browser = browser_factory()
+    browser.get(f"{server}/display/amt?token=not-a-valid-token")
+    waiter(browser).until(online)
+    notice = browser.find_element(By.ID, "notice")
+    assert notice.is_displayed()
+    assert "gilt nicht mehr" in notice.text
+    assert browser.execute_script("return localStorage.getItem('aufruf.display.token:amt')") is None
+    office.draw(server)
+    called = office.call_next(server)
+    waiter(browser).until(lambda b: shown(b, "call-number") == called["number"])
 
 
 def test_axe_finds_nothing_on_the_display(browser_factory, office, server):

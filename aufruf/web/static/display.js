@@ -33,6 +33,7 @@
     snapshots: 0,
     calls: function () { return state.calls.slice(); },
     audioState: function () { return audio ? audio.state : "none"; },
+    receive: function (message) { receive(message); }, // as if it came on the socket
   };
   window.aufrufDisplay = hook;
 

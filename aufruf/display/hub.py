@@ -1,0 +1,122 @@
+"""One channel subscription per location and process, shared by every live socket there.
+
+With a subscription per socket, a thousand phones following one location meant that every
+event was queued a thousand times, woke a thousand tasks and was parsed from JSON a thousand
+times. `LocationHub` subscribes once per location while any socket follows it, parses each
+message once, computes the location's view for it once (LocationViews) and hands both to every
+registered stream synchronously (`on_event`), so an event costs a socket one wake-up: its
+render task, when there is something to send. A RESYNC from the
+channels backend (aufruf.display.channels) is answered once per location: the location's seq
+is read once from the database and handed to every stream, which then catches up as after a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from litestar.channels import ChannelsPlugin
+
+from aufruf.display.channels import is_resync
+from aufruf.display.service import LocationView, LocationViews
+from aufruf.queue.events import location_channel
+
+log = logging.getLogger("aufruf.display")
+
+
+class Listener(Protocol):
+    def on_event(self, message: dict[str, Any], view: LocationView | None) -> None: ...
+
+    def heard_seq(self, seq: int, view: LocationView | None) -> None: ...
+
+
+class LocationHub:
+    """The streams following each location in this process, and their one subscription."""
+
+    def __init__(self, channels: ChannelsPlugin, views: LocationViews) -> None:
+        self.channels = channels
+        self.views = views
+        self._streams: dict[str, set[Listener]] = {}
+        self._feeds: dict[str, tuple[Any, asyncio.Task]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def following(self, location: str) -> int:
+        """How many streams follow `location` now."""
+        return len(self._streams.get(location, ()))
+
+    @asynccontextmanager
+    async def joined(self, location: str, stream: Listener) -> AsyncIterator[None]:
+        """`stream` hears every event of `location` published from now until the block ends."""
+        lock = self._locks.setdefault(location, asyncio.Lock())
+        async with lock:
+            if location not in self._feeds:
+                subscriber = await self.channels.subscribe([location_channel(location)])
+                task = asyncio.create_task(self._dispatch(location, subscriber))
+                self._feeds[location] = (subscriber, task)
+            self._streams.setdefault(location, set()).add(stream)
+        try:
+            yield
+        finally:
+            await asyncio.shield(self._leave(location, stream))
+
+    async def _leave(self, location: str, stream: Listener) -> None:
+        async with self._locks[location]:
+            streams = self._streams.get(location, set())
+            streams.discard(stream)
+            if streams or location not in self._feeds:
+                return
+            del self._streams[location]
+            subscriber, task = self._feeds.pop(location)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await self.channels.unsubscribe(subscriber)
+
+    async def _dispatch(self, location: str, subscriber: Any) -> None:
+        async for raw in subscriber.iter_events():
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            if is_resync(message):
+                await self._resync(location)
+                continue
+            view = await self._view(location, message.get("seq"))
+            for stream in list(self._streams.get(location, ())):
+                try:
+                    stream.on_event(message, view)
+                except Exception:  # one stream's fault must not silence the others
+                    log.exception("a live stream of %s failed on an event", location)
+
+    async def _view(self, location: str, seq: Any) -> LocationView | None:
+        """The location's view at `seq`, computed once here for every stream (else each of
+        a thousand render tasks would wait for the same computation on its own)."""
+        if not isinstance(seq, int) or not self._streams.get(location):
+            return None
+        try:
+            return await self.views.at_least(location, seq)
+        except Exception:  # the streams then ask for it themselves
+            log.exception("the view of %s at %s could not be read", location, seq)
+            return None
+
+    async def _resync(self, location: str) -> None:
+        try:
+            view = await self.views.current(location)
+        except Exception:  # the database may be restarting too: the periodic check catches up
+            log.exception("resync of %s failed", location)
+            return
+        for stream in list(self._streams.get(location, ())):
+            stream.heard_seq(view.seq, view)
+
+
+def hub_of(app: Any, channels: ChannelsPlugin, views: LocationViews) -> LocationHub:
+    """The app's LocationHub (made on first use)."""
+    hub = app.state.get("display_hub")
+    if hub is None:
+        hub = app.state["display_hub"] = LocationHub(channels, views)
+    return hub

@@ -1,0 +1,434 @@
+"""The fan-out benchmark: how fast a call reaches 1,000 phones and 20 wall displays, next to a
+bare `websockets` server broadcasting to as many clients, and what a connection costs.
+
+Run it from the repository root:
+
+    .venv/bin/python -m bench.fanout [--postgres URL] [--phones 1000] [--displays 20]
+                                     [--calls 50] [--json PATH]
+
+(as a module: run as a file, bench/queue.py would shadow the standard library's queue)
+
+What it does, in about a minute:
+
+1. Creates a database of its own (aufruf_bench_fanout_<random>) on the PostgreSQL server given
+   by --postgres, AUFRUF_TEST_POSTGRES_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test,
+   migrates it, adds a location open all day with one counter and a clerk token, and draws
+   --calls + --phones tickets (aufruf's own draw_ticket).
+2. Serves the app `aufruf serve` serves (aufruf.app:app_from_env, without the worker) with
+   uvicorn as the other benchmarks do (bench/harness.py: one worker, no access log) and with
+   `aufruf serve`'s options (no per-message compression); live events go through PostgreSQL
+   LISTEN/NOTIFY, as in production without Redis. Opens the counter.
+3. From this process, a second one: connects --phones phone views (/ws/tickets/{token}, one
+   per ticket behind the first --calls) and --displays wall displays
+   (/ws/locations/{L}/display), reading the server's RSS before and after (memory per
+   connection = the difference / connections).
+4. The clerk calls next --calls times, one after the other. For each: the time from sending
+   POST /api/v1/counters/{C}/call-next until every client has the event: a display its
+   "called" message, a phone a ticket message with one person fewer ahead.
+5. The baseline, in the same run: bench/bare_ws.py, a bare `websockets` server (also without
+   per-message compression), with the same number of clients; a control client sends --calls
+   messages one after the other (each about as long as a phone view's message), the server
+   broadcasts each to all; the time from sending until every client has it. Memory per
+   connection the same way.
+6. Prints p50, p99 and max of both, the memory per connection, and the verdicts of the targets:
+   aufruf's p99 at most 2x the baseline's p99, and under 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from aufruf import migrate
+from aufruf.auth.service import create_token
+from aufruf.db import Database
+from aufruf.queue import service as queue_service
+from bench.harness import (
+    BENCH,
+    DEFAULT_POSTGRES,
+    HOST,
+    ROOT,
+    SECRET,
+    Connection,
+    create_database,
+    drop_database,
+    free_port,
+    percentile,
+    process_cpu,
+    start_server,
+    wait_until_ready,
+    with_database,
+)
+
+LOCATION = "fanout"
+COUNTER = f"{LOCATION}-1"
+CONNECT_BATCH = 50
+WAIT_SECONDS = 20.0
+P99_FACTOR, P99_LIMIT_MS = 2.0, 250.0
+
+
+async def prepare(url: str, tickets: int) -> dict[str, Any]:
+    """Migrate; the location, the clerk's token, and `tickets` drawn tickets' tokens."""
+    from tests.builders import a_location
+
+    db = Database(url)
+    try:
+        await migrate.upgrade(db.engine)
+        await a_location(
+            db,
+            LOCATION,
+            weekdays=tuple(range(7)),
+            hours="00:00-23:59",
+            holiday_state=None,
+            counters=1,
+        )
+        now = datetime.now(UTC)
+        async with db.write() as session:
+            clerk = await create_token(
+                session, now, role="clerk", location=LOCATION, counter=COUNTER
+            )
+        tokens: list[str] = []
+        while len(tokens) < tickets:
+            change = queue_service.Change()
+            async with db.write() as session:
+                for _ in range(min(200, tickets - len(tokens))):
+                    ticket = await queue_service.draw_ticket(
+                        session, change, now, LOCATION, ["pass"], source="staff", actor="bench"
+                    )
+                    tokens.append(queue_service.ticket_token(SECRET, ticket))
+    finally:
+        await db.dispose()
+    return {"clerk": clerk.token, "tickets": tokens}
+
+
+def has_content(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
+async def wait_for_file(path: Path) -> None:
+    """Until the profiler has written its report (it does when signalled)."""
+    async with asyncio.timeout(60):
+        while True:
+            if await asyncio.to_thread(has_content, path):
+                return
+            await asyncio.sleep(0.2)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@dataclass
+class Round:
+    """Which clients have the k-th event, and when the last of them got it."""
+
+    expected: int
+    have: int = 0
+    last: float = 0.0
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def arrived(self, at: float) -> None:
+        self.have += 1
+        self.last = max(self.last, at)
+        if self.have == self.expected:
+            self.complete.set()
+
+
+class Audience:
+    """Every client's progress: the k-th event reached client c when its count reaches k."""
+
+    def __init__(self, clients: int, rounds: int) -> None:
+        self.rounds = [Round(clients) for _ in range(rounds + 1)]
+
+    def reached(self, k: int, at: float) -> None:
+        if 0 < k < len(self.rounds):
+            self.rounds[k].arrived(at)
+
+
+async def open_all(urls: list[str]) -> list[ClientConnection]:
+    sockets: list[ClientConnection] = []
+    for start in range(0, len(urls), CONNECT_BATCH):
+        batch = urls[start : start + CONNECT_BATCH]
+        sockets += await asyncio.gather(
+            *(connect(u, open_timeout=60, ping_interval=None, max_size=2**20) for u in batch)
+        )
+    return sockets
+
+
+async def first_message(ws: ClientConnection) -> dict:
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] not in ("ping", "pong"):
+                return message
+
+
+async def follow_display(ws: ClientConnection, audience: Audience) -> None:
+    calls = 0
+    async for raw in ws:
+        message = json.loads(raw)
+        if message["type"] == "called":
+            calls += 1
+            audience.reached(calls, time.perf_counter())
+        elif message["type"] == "snapshot":
+            raise RuntimeError("a display resynced during the benchmark")
+
+
+async def follow_phone(ws: ClientConnection, ahead: int, audience: Audience) -> None:
+    reached = 0
+    async for raw in ws:
+        message = json.loads(raw)
+        if message["type"] != "ticket" or message["people_ahead"] is None:
+            continue
+        while reached < ahead - message["people_ahead"]:
+            reached += 1
+            audience.reached(reached, time.perf_counter())
+
+
+async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> dict[str, Any]:
+    office = await prepare(url, args.calls + args.phones)
+    env = dict(os.environ)
+    env.update(
+        AUFRUF_DATABASE_URL=url,
+        AUFRUF_SECRET_KEY=SECRET,
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
+    env.pop("AUFRUF_REDIS_URL", None)
+    env["AUFRUF_RUN_WORKER"] = "0"  # `aufruf serve --no-worker`: the worker's timers aside
+    factory, app_dir = "aufruf.app:app_from_env", ROOT  # what `aufruf serve` runs
+    if args.profile:
+        env["BENCH_PROFILE"] = str(args.profile)
+        factory, app_dir = "profiled_app:create", BENCH
+    # with `aufruf serve`'s options: no per-message compression
+    server = start_server(
+        "aufruf",
+        factory,
+        env,
+        log_dir,
+        app_dir=app_dir,
+        options=("--ws-per-message-deflate", "false"),
+    )
+    sockets: list[ClientConnection] = []
+    tasks: list[asyncio.Task] = []
+    clerk = Connection(server.port)
+    try:
+        await wait_until_ready(server, "/health")
+        status, body = await clerk.request(
+            "POST", f"/api/v1/counters/{COUNTER}/open", token=office["clerk"]
+        )
+        assert status == 200, body
+        base = f"ws://{HOST}:{server.port}"
+        phones = [f"{base}/ws/tickets/{t}" for t in office["tickets"][args.calls :]]
+        displays = [f"{base}/ws/locations/{LOCATION}/display"] * args.displays
+        rss_before = rss_bytes(server.process.pid)
+        sockets = await open_all(phones + displays)
+        firsts = await asyncio.gather(*(first_message(ws) for ws in sockets))
+        rss_after = rss_bytes(server.process.pid)
+
+        audience = Audience(len(sockets), args.calls)
+        for ws, first in zip(sockets, firsts, strict=True):
+            if first["type"] == "ticket":
+                tasks.append(asyncio.create_task(follow_phone(ws, first["people_ahead"], audience)))
+            else:
+                tasks.append(asyncio.create_task(follow_display(ws, audience)))
+        latencies, answers = [], []
+        if args.profile:
+            server.process.send_signal(signal.SIGUSR1)
+        cpu_before = process_cpu(server.process.pid), time.process_time()
+        for k in range(1, args.calls + 1):
+            await clerk.close()  # a fresh connection (an idle one may have been closed) …
+            await clerk.request("GET", "/health")  # … opened before the clock starts
+            sent = time.perf_counter()
+            status, body = await clerk.request(
+                "POST", f"/api/v1/counters/{COUNTER}/call-next", token=office["clerk"]
+            )
+            answers.append(time.perf_counter() - sent)
+            assert status == 200, body
+            await asyncio.wait_for(audience.rounds[k].complete.wait(), WAIT_SECONDS)
+            latencies.append(audience.rounds[k].last - sent)
+        cpu = process_cpu(server.process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
+        if args.profile:
+            server.process.send_signal(signal.SIGUSR2)
+            await wait_for_file(args.profile)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        await clerk.close()
+        server.stop()
+    return {
+        "latencies": latencies,
+        "cpu_ms_per_call": {
+            "server": cpu[0] * 1000 / args.calls,
+            "clients": cpu[1] * 1000 / args.calls,
+        },
+        "call_next_answer": answers,
+        "connections": len(sockets),
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+    }
+
+
+def start_bare_server(port: int, log_dir: Path) -> subprocess.Popen:
+    with (log_dir / "bare_ws.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(BENCH / "bare_ws.py"), str(port)], stdout=log, stderr=log
+        )
+
+
+async def measure_baseline(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    port = free_port()
+    process = start_bare_server(port, log_dir)
+    sockets: list[ClientConnection] = []
+    tasks: list[asyncio.Task] = []
+    try:
+        base = f"ws://{HOST}:{port}"
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    control = await connect(f"{base}/control", ping_interval=None)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.1)  # polling a starting server, not timing it
+        rss_before = rss_bytes(process.pid)
+        sockets = await open_all([f"{base}/"] * (args.phones + args.displays))
+        rss_after = rss_bytes(process.pid)
+        audience = Audience(len(sockets), args.calls)
+
+        async def follow(ws: ClientConnection) -> None:
+            async for raw in ws:
+                audience.reached(json.loads(raw)["k"], time.perf_counter())
+
+        tasks = [asyncio.create_task(follow(ws)) for ws in sockets]
+        padding = "x" * 180  # about as long as a phone view's message
+        latencies = []
+        cpu_before = process_cpu(process.pid), time.process_time()
+        for k in range(1, args.calls + 1):
+            sent = time.perf_counter()
+            await control.send(json.dumps({"type": "ticket", "k": k, "padding": padding}))
+            await asyncio.wait_for(audience.rounds[k].complete.wait(), WAIT_SECONDS)
+            latencies.append(audience.rounds[k].last - sent)
+        cpu = process_cpu(process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
+        await control.close()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        process.terminate()
+        process.wait(timeout=10)
+    return {
+        "latencies": latencies,
+        "cpu_ms_per_call": {
+            "server": cpu[0] * 1000 / args.calls,
+            "clients": cpu[1] * 1000 / args.calls,
+        },
+        "connections": len(sockets),
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+    }
+
+
+def summary(figures: dict[str, Any]) -> dict[str, float]:
+    ms = [s * 1000 for s in figures["latencies"]]
+    return {
+        "server_cpu_ms": figures["cpu_ms_per_call"]["server"],
+        "client_cpu_ms": figures["cpu_ms_per_call"]["clients"],
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms),
+        "kb_per_connection": (figures["rss_after"] - figures["rss_before"])
+        / figures["connections"]
+        / 1024,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    server_url = args.postgres or os.environ.get("AUFRUF_TEST_POSTGRES_URL") or DEFAULT_POSTGRES
+    name = f"aufruf_bench_fanout_{uuid.uuid4().hex[:10]}"
+    log_dir = Path(tempfile.mkdtemp(prefix="aufruf-bench-fanout-"))
+    await create_database(server_url, name)
+    try:
+        aufruf = await measure_aufruf(args, with_database(server_url, name), log_dir)
+    finally:
+        await drop_database(server_url, name)
+    baseline = await measure_baseline(args, log_dir)
+    return {"aufruf": aufruf, "baseline": baseline}
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    ours, bare = summary(result["aufruf"]), summary(result["baseline"])
+    clients = result["aufruf"]["connections"]
+    answer_ms = [s * 1000 for s in result["aufruf"]["call_next_answer"]]
+    print(
+        f"fan-out: {args.phones} phone views + {args.displays} displays = {clients} websocket"
+        f" clients in this process, {args.calls} calls one after the other"
+    )
+    print(
+        f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'KB/connection':>14}"
+        f" {'server CPU ms/call':>19} {'clients CPU ms/call':>20}"
+    )
+    rows = (("aufruf (PostgreSQL NOTIFY)", ours), ("bare websockets broadcast", bare))
+    for label, figures in rows:
+        print(
+            f"{label:28} {figures['p50_ms']:>8.1f} {figures['p99_ms']:>8.1f}"
+            f" {figures['max_ms']:>8.1f} {figures['kb_per_connection']:>14.1f}"
+            f" {figures['server_cpu_ms']:>19.1f} {figures['client_cpu_ms']:>20.1f}"
+        )
+    print(
+        f"call-next answered in p50 {percentile(answer_ms, 50):.1f} ms,"
+        f" p99 {percentile(answer_ms, 99):.1f} ms (inside the figures above)"
+    )
+    within_factor = ours["p99_ms"] <= P99_FACTOR * bare["p99_ms"]
+    within_limit = ours["p99_ms"] < P99_LIMIT_MS
+    print(
+        f"target p99 <= {P99_FACTOR:g}x baseline p99 ({P99_FACTOR * bare['p99_ms']:.1f} ms): "
+        + ("met" if within_factor else "MISSED")
+        + f" ({ours['p99_ms'] / bare['p99_ms']:.2f}x)"
+    )
+    print(f"target p99 < {P99_LIMIT_MS:g} ms: " + ("met" if within_limit else "MISSED"))
+    return {"aufruf": ours, "baseline": bare, "raw": result}, within_factor and within_limit
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", help="PostgreSQL server URL (a database is made on it)")
+    parser.add_argument("--phones", type=int, default=1000)
+    parser.add_argument("--displays", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", type=Path, help="profile the server during the calls into this file"
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    result = asyncio.run(run(args))
+    figures, met = report(result, args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

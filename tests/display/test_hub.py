@@ -1,0 +1,105 @@
+"""The LocationHub: the streams of a location share one channel subscription while any of them
+follows it; each event is parsed once and reaches every stream; a RESYNC becomes one read of
+the location's seq for all; the subscription ends with the last stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+
+from aufruf.display.channels import RESYNC
+from aufruf.display.hub import LocationHub
+from aufruf.display.service import LocationViews
+from aufruf.queue import service as queue
+from aufruf.queue.events import location_channel
+from tests.builders import a_location
+
+CHANNEL = location_channel("amt")
+
+
+class Ear:
+    """A stream that only notes what it hears."""
+
+    def __init__(self) -> None:
+        self.events: list[int] = []
+        self.seqs: list[int] = []
+        self.views: list = []  # the LocationView handed over with each event
+        self.heard = asyncio.Event()
+
+    def on_event(self, message: dict, view) -> None:
+        self.events.append(message["seq"])
+        self.views.append(view)
+        self.heard.set()
+
+    def heard_seq(self, seq: int, view) -> None:
+        self.seqs.append(seq)
+        self.heard.set()
+
+
+async def heard(*ears: Ear) -> None:
+    async with asyncio.timeout(5):
+        for ear in ears:
+            await ear.heard.wait()
+            ear.heard.clear()
+
+
+def subscriptions(plugin: ChannelsPlugin) -> int:
+    return len(plugin._channels.get(CHANNEL, ()))
+
+
+async def test_streams_share_one_subscription_until_the_last_leaves(db, clock):
+    await a_location(db)
+    async with ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[CHANNEL]) as plugin:
+        hub = LocationHub(plugin, LocationViews(db, clock))
+        first, second, other = Ear(), Ear(), Ear()
+        async with hub.joined("amt", first), hub.joined("amt", second):
+            assert subscriptions(plugin) == 1
+            assert hub.following("amt") == 2
+
+            await plugin.wait_published({"type": "called", "seq": 7}, CHANNEL)
+            await heard(first, second)
+            assert first.events == second.events == [7]
+
+            async with hub.joined("amt", other):
+                pass  # joined and left while the others stay
+            assert subscriptions(plugin) == 1
+
+            change = queue.Change()
+            async with db.write() as session:
+                await queue.draw_ticket(
+                    session, change, clock.now(), "amt", ["pass"], source="staff", actor="t"
+                )
+            await plugin.wait_published(RESYNC, CHANNEL)  # the backend lost its subscription
+            await heard(first, second)
+            assert first.seqs == second.seqs == [1]  # the location's seq, read from the database
+
+            await plugin.wait_published({"type": "waiting", "seq": 1}, CHANNEL)
+            await heard(first, second)
+            assert first.views[-1] is second.views[-1]  # computed once for both
+            assert first.views[-1].seq == 1
+            assert first.views[-1].waiting == {"pass": 1}
+
+        assert hub.following("amt") == 0
+        assert subscriptions(plugin) == 0
+        assert other.events == []
+
+
+async def test_a_failing_stream_does_not_silence_the_others(db, clock):
+    class Broken(Ear):
+        def on_event(self, message: dict, view) -> None:
+            raise RuntimeError("broken")
+
+    await a_location(db)
+    async with ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[CHANNEL]) as plugin:
+        hub = LocationHub(plugin, LocationViews(db, clock))
+        broken, fine = Broken(), Ear()
+        async with hub.joined("amt", broken), hub.joined("amt", fine):
+            await plugin.wait_published({"type": "waiting", "seq": 3}, CHANNEL)
+            await plugin.wait_published(b"not json", CHANNEL)
+            await plugin.wait_published({"type": "waiting", "seq": 4}, CHANNEL)
+            async with asyncio.timeout(5):
+                while fine.events != [3, 4]:
+                    await fine.heard.wait()
+                    fine.heard.clear()

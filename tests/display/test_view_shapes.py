@@ -1,0 +1,70 @@
+"""The live views' picture of a location is read as plain rows, yet every waiting ticket in it
+has exactly the one ticket shape of `ticket_out` (plus arrival and last call), walk-ins and
+checked-in appointments alike, in call order; and each counter's queue holds what it serves."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+from sqlalchemy import delete
+
+from aufruf.booking.service import BookingRequest, book
+from aufruf.display.service import location_view
+from aufruf.offices.model import CounterService
+from aufruf.queue import service as queue
+from aufruf.queue.api import ticket_out
+from tests.builders import a_location
+from tests.conftest import SECRET
+from tests.queue.test_queue_service import MONDAY_0900, call_next, draw, open_counters
+
+
+async def test_waiting_tickets_have_ticket_outs_shape_in_call_order(db):
+    await a_location(db, services={"pass": 10, "other": 15}, counters=2)
+    async with db.write() as session:
+        await session.execute(
+            delete(CounterService).where(
+                CounterService.counter_id == "amt-2", CounterService.service_id == "other"
+            )
+        )
+        booked = await book(
+            session,
+            SECRET,
+            MONDAY_0900 - timedelta(days=1),
+            BookingRequest(
+                location="amt",
+                services=["pass"],
+                start=MONDAY_0900 + timedelta(minutes=20),
+                name="E",
+                email="e@example.org",
+            ),
+        )
+    for services in (["pass"], ["other"], ["pass", "other"], ["pass"]):
+        await draw(db, services)
+    async with db.write() as session:
+        await queue.check_in(
+            session, queue.Change(), MONDAY_0900, "amt", booked.appointment.code, actor="kiosk"
+        )
+    await open_counters(db, ["amt-1", "amt-2"])
+    called = await call_next(db, "amt-1")
+
+    async with db.read() as session:
+        view = await location_view(session, "amt", MONDAY_0900)
+        line = await queue.waiting_line(session, "amt", MONDAY_0900)
+        expected = {}
+        for ticket in line.waiting:
+            shape = msgspec.to_builtins(await ticket_out(session, ticket, MONDAY_0900, line=line))
+            shape["arrived_at"] = ticket.arrived_at.isoformat()
+            shape["called_at"] = ticket.called_at.isoformat() if ticket.called_at else None
+            expected[ticket.id] = shape
+
+    waiting = {i: s for i, s in view.tickets.items() if s["status"] == "waiting"}
+    assert waiting == expected
+    assert list(waiting) == [t.id for t in line.waiting]  # call order
+    assert any("appointment" in shape for shape in waiting.values())
+    assert view.tickets[called.id]["status"] == "called"
+    assert [t["number"] for t in view.queues["amt-2"]] == [
+        t["number"] for t in waiting.values() if t["services"] == ["pass"]
+    ]
+    assert len(view.queues["amt-1"]) == len(waiting)
+    assert view.waiting == {"other": 2, "pass": 3}
