@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.offices import service as offices
 from aufruf.printer.model import PAPER_STATES, PrinterStatus, PrintJob
+from aufruf.printer.service import overdue
 
 SEEN_WITHIN = timedelta(seconds=90)  # an agent not heard of for longer counts as offline
 ERROR_MAX = 300
@@ -66,14 +67,22 @@ class PrinterState:
     last_seen: datetime | None
     problem: str | None
     queued: int
-    interrupted: int
+    interrupted: int  # cut off or expired, not printed again yet
+
+
+def _to_reprint(now: datetime):
+    """Jobs cut off mid-print or expired unprinted (recorded so or not yet), not reprinted."""
+    return and_(
+        or_(PrintJob.status.in_(("interrupted", "expired")), overdue(now)),
+        PrintJob.reprinted_by.is_(None),
+    )
 
 
 async def printer_states(
     session: AsyncSession, location_ids: list[str] | None, now: datetime
 ) -> list[PrinterState]:
     """The active printers of these locations (None: all) with what was last heard of them
-    and their jobs waiting, or cut off and waiting for a reprint."""
+    and their jobs waiting, or cut off or expired and waiting for a reprint."""
     printers = await offices.printers_at(session, location_ids)
     ids = [p.id for p in printers]
     statuses = {
@@ -82,25 +91,22 @@ async def printer_states(
             select(PrinterStatus).where(PrinterStatus.printer_id.in_(ids))
         )
     }
-    counts = await session.execute(
-        select(PrintJob.printer_id, PrintJob.status, func.count())
+    waiting = await session.execute(
+        select(PrintJob.printer_id, func.count())
         .where(
             PrintJob.printer_id.in_(ids),
-            or_(
-                PrintJob.status == "queued",
-                and_(
-                    PrintJob.status == "interrupted",
-                    PrintJob.reprinted_by.is_(None),
-                ),
-            ),
+            PrintJob.status == "queued",
+            or_(PrintJob.expires_at.is_(None), PrintJob.expires_at > now),
         )
-        .group_by(PrintJob.printer_id, PrintJob.status)
+        .group_by(PrintJob.printer_id)
     )
-    queued: dict[str, int] = {}
-    cut_off: dict[str, int] = {}
-    for printer_id, status, count in counts:
-        target = queued if status == "queued" else cut_off
-        target[printer_id] = target.get(printer_id, 0) + count
+    queued: dict[str, int] = {printer_id: count for printer_id, count in waiting}
+    missed = await session.execute(
+        select(PrintJob.printer_id, func.count())
+        .where(PrintJob.printer_id.in_(ids), _to_reprint(now))
+        .group_by(PrintJob.printer_id)
+    )
+    cut_off: dict[str, int] = {printer_id: count for printer_id, count in missed}
     states = []
     for printer in printers:
         status = statuses.get(printer.id)
@@ -125,16 +131,12 @@ async def printer_states(
 
 
 async def jobs_to_reprint(
-    session: AsyncSession, location_ids: list[str] | None, limit: int = 100
+    session: AsyncSession, location_ids: list[str] | None, now: datetime, limit: int = 100
 ) -> list[PrintJob]:
-    """Jobs cut off mid-print and not reprinted since, newest first. (A failed job is not
-    listed: its ticket is no longer active, or its printer is gone.)"""
-    stmt = (
-        select(PrintJob)
-        .where(PrintJob.status == "interrupted", PrintJob.reprinted_by.is_(None))
-        .order_by(PrintJob.id.desc())
-        .limit(limit)
-    )
+    """Jobs cut off mid-print, or expired because they could not start in time, and not
+    reprinted since, newest first. (A failed job is not listed: its ticket is no longer
+    active, or its printer is gone.)"""
+    stmt = select(PrintJob).where(_to_reprint(now)).order_by(PrintJob.id.desc()).limit(limit)
     if location_ids is not None:
         stmt = stmt.where(PrintJob.location_id.in_(location_ids))
     return list(await session.scalars(stmt))
