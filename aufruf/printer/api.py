@@ -50,7 +50,8 @@ class PrinterOut(msgspec.Struct):
     name: str
     location: str
     connection: str  # agent | direct
-    online: bool
+    reachable: str  # online | offline | unknown (a direct printer the server has not tried yet)
+    online: bool  # false only when known unreachable (aufruf.printer.status)
     paper: str | None  # ok | low | out, null where the printer does not report it
     last_seen: str | None
     problem: str | None
@@ -144,6 +145,7 @@ class PrintingController(Controller):
                 name=s.name,
                 location=s.location_id,
                 connection=s.connection,
+                reachable=s.reachable,
                 online=s.online,
                 paper=s.paper,
                 last_seen=_iso(s.last_seen),
