@@ -75,6 +75,8 @@ stable: bookings, tickets and statistics refer to them.
     connection = "agent"          # "agent" (a printer agent fetches the jobs) or "direct"
     target = "net:10.0.0.7:9100"  # required with "direct": net:HOST[:PORT], usb:VID:PID,
                                   # serial:DEVICE, file:PATH, dummy:PATH
+    print_deadline_seconds = 60   # a ticket not started printing this long after it was
+                                  # queued is given up, never printed late (10-600, default 60)
 
     [[locations.kiosks]]          # ids unique across all locations
     id = "buergeramt-mitte-kiosk"
@@ -184,6 +186,9 @@ class Counter(_Struct):
     services: tuple[str, ...] | None = None  # None in a file: every service of the location
 
 
+PRINT_DEADLINE_SECONDS = (10, 600)  # the least and the most a printer's deadline may be
+
+
 class Printer(_Struct):
     id: str
     name: str
@@ -193,6 +198,7 @@ class Printer(_Struct):
     image_impl: Literal["bitImageRaster", "bitImageColumn", "graphics"] = "bitImageRaster"
     connection: Literal["agent", "direct"] = "agent"
     target: str | None = None
+    print_deadline_seconds: int = 60  # a job not started this long after queueing expires
 
 
 class Kiosk(_Struct):
@@ -628,6 +634,9 @@ class _Draft:
             )
         if not item.code_page.strip():
             self.add((*path, "code_page"), "must not be empty")
+        low, high = PRINT_DEADLINE_SECONDS
+        if not low <= item.print_deadline_seconds <= high:
+            self.add((*path, "print_deadline_seconds"), f"must be between {low} and {high}")
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

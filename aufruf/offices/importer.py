@@ -244,6 +244,7 @@ def _printer_values(printer: config.Printer, location_id: str) -> dict[str, Any]
         "image_impl": printer.image_impl,
         "connection": printer.connection,
         "target": printer.target,
+        "print_deadline_seconds": printer.print_deadline_seconds,
     }
 
 
@@ -479,6 +480,7 @@ class _LocationParts:
                     image_impl=p.image_impl,
                     connection=p.connection,
                     target=p.target,
+                    print_deadline_seconds=p.print_deadline_seconds,
                 )
                 for p in self.printers[row.id]
             ),

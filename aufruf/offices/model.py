@@ -168,6 +168,8 @@ class Printer(Base):
     image_impl: Mapped[str] = mapped_column(String(24), default="bitImageRaster")
     connection: Mapped[str] = mapped_column(String(8), default="agent")
     target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # a job not started this long after it was queued expires (never printed late)
+    print_deadline_seconds: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

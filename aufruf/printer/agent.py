@@ -6,6 +6,9 @@ Never twice: before the first byte of a job goes out, its id is written to a sma
 (flushed to disk); a job the file knows is never printed again, also after the agent
 restarts. The server learns "started" before the bytes and "ack" after; a printer that refuses
 the connection is reported as "failed" before "started", so the server tries again later.
+After "started" the agent waits for the server's word: "go" and it prints; "drop" (the job
+expired: the visitor was told no paper would come) and it sends nothing of the job. Without
+an answer within ANSWER_SECONDS it sends nothing either and reports the job failed.
 
 Reconnects with a growing pause (1 s up to a minute). Exits with one clear line and a non-zero
 status when the server refuses the token, or when the printer cannot be reached at start.
@@ -43,6 +46,7 @@ log = logging.getLogger("aufruf.printer.agent")
 BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30, 60)
 KEEP_IDS = 5000  # job ids remembered (far more than a day's tickets of one printer)
 REPORT_AGAIN = 20  # outcomes repeated after a reconnect, in case an answer was lost
+ANSWER_SECONDS = 15.0  # how long to wait for the server's "go" after "started"
 REFUSED_CODES = {
     4401: "the token is unknown or revoked",
     4403: "the token may not print here",
@@ -120,6 +124,7 @@ class PrinterAgent:
         self.memory = memory
         self.online: bool | None = None
         self.sending = asyncio.Lock()
+        self.verdicts: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
     async def check_printer(self) -> None:
         """Open and close the printer once; AgentStopped when it cannot be reached."""
@@ -206,6 +211,10 @@ class PrinterAgent:
                 await self.send(ws, {"type": "pong"})
             elif message.get("type") == "print" and isinstance(message.get("job"), int):
                 jobs.put_nowait((message["job"], message.get("escpos_base64") or ""))
+            elif message.get("type") in ("go", "drop"):
+                waiting = self.verdicts.get(message.get("job"))
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(message)
 
     async def print_queued(
         self, ws: ClientConnection, jobs: asyncio.Queue[tuple[int, str]], closing: asyncio.Event
@@ -250,8 +259,9 @@ class PrinterAgent:
             await self.report_online(ws, False)
             return
         try:
+            if not await self.may_start(ws, job):
+                return
             self.memory.note_started(job)  # on disk before the first byte
-            await self.send(ws, {"type": "started", "job": job})
             await connection.write(data)
             paper = await connection.paper()
         except PrintCutOff as exc:
@@ -265,6 +275,29 @@ class PrinterAgent:
         await self.send(ws, {"type": "ack", "job": job})
         log.info("printed job %d (%d bytes) on %s", job, len(data), self.target)
         await self.report_online(ws, True, paper)
+
+    async def may_start(self, ws: ClientConnection, job: int) -> bool:
+        """Say "started" and wait for the server's "go"; False when it says "drop" (the job
+        expired or is no longer to print) or does not answer in time: nothing is sent then."""
+        verdict = asyncio.get_running_loop().create_future()
+        self.verdicts[job] = verdict
+        try:
+            await self.send(ws, {"type": "started", "job": job})
+            answer = await asyncio.wait_for(verdict, ANSWER_SECONDS)
+        except TimeoutError:
+            log.warning("job %d: the server did not confirm the start; not printed", job)
+            await self.send(
+                ws, {"type": "failed", "job": job, "reason": "the server did not confirm the start"}
+            )
+            return False
+        finally:
+            self.verdicts.pop(job, None)
+        if answer.get("type") != "go":
+            log.warning(
+                "job %d dropped by the server (%s); not printed", job, answer.get("reason") or "?"
+            )
+            return False
+        return True
 
     async def report_online(self, ws: ClientConnection, online: bool, paper: str | None = None):
         if online != self.online or paper is not None:

@@ -37,7 +37,7 @@ class PrintJobOut(msgspec.Struct):
     number: str
     printer: str
     kind: str  # ticket | reprint
-    status: str  # queued | started | printed | interrupted | failed
+    status: str  # queued | started | printed | interrupted | expired | failed
     attempts: int
     created_at: str
     started_at: str | None
@@ -50,12 +50,13 @@ class PrinterOut(msgspec.Struct):
     name: str
     location: str
     connection: str  # agent | direct
-    online: bool
+    reachable: str  # online | offline | unknown (a direct printer the server has not tried yet)
+    online: bool  # false only when known unreachable (aufruf.printer.status)
     paper: str | None  # ok | low | out, null where the printer does not report it
     last_seen: str | None
     problem: str | None
     queued: int
-    interrupted: int  # cut off mid-print, not reprinted yet
+    interrupted: int  # cut off mid-print or expired unprinted, not reprinted yet
     to_reprint: list[PrintJobOut]
 
 
@@ -63,7 +64,8 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-async def job_out(session: AsyncSession, job: PrintJob) -> PrintJobOut:
+async def job_out(session: AsyncSession, job: PrintJob, now: datetime) -> PrintJobOut:
+    """The job as the API shows it; a queued job past its deadline is `expired`."""
     ticket = await queue.get_ticket(session, job.ticket_id)
     return PrintJobOut(
         job=job.id,
@@ -71,7 +73,7 @@ async def job_out(session: AsyncSession, job: PrintJob) -> PrintJobOut:
         number=ticket.number,
         printer=job.printer_id,
         kind=job.kind,
-        status=job.status,
+        status=printing.job_status(job, now),
         attempts=job.attempts,
         created_at=job.created_at.isoformat(),
         started_at=_iso(job.started_at),
@@ -90,7 +92,7 @@ async def reprint_ticket(
         job = await printing.reprint(
             session, row, now, actor=f"{actor.kind}:{actor.name}", printer_id=printer
         )
-        out = await job_out(session, job)
+        out = await job_out(session, job, now)
     announce_jobs(events.channels, out.printer)
     return out
 
@@ -134,14 +136,16 @@ class PrintingController(Controller):
             if await offices.get_location(session, location) is None:
                 raise NotFound(f"There is no location {location!r}.")
             states = await printer_status.printer_states(session, [location], clock.now())
-            to_reprint = await printer_status.jobs_to_reprint(session, [location])
-            jobs = [await job_out(session, job) for job in to_reprint]
+            now = clock.now()
+            to_reprint = await printer_status.jobs_to_reprint(session, [location], now)
+            jobs = [await job_out(session, job, now) for job in to_reprint]
         return [
             PrinterOut(
                 id=s.id,
                 name=s.name,
                 location=s.location_id,
                 connection=s.connection,
+                reachable=s.reachable,
                 online=s.online,
                 paper=s.paper,
                 last_seen=_iso(s.last_seen),

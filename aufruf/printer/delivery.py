@@ -54,12 +54,16 @@ class PrintDelivery:
             return await printing.next_direct_due(session)
 
     async def sweep(self, now: datetime) -> int:
-        """Started jobs never acknowledged within the timeout become interrupted."""
+        """Started jobs never acknowledged within the timeout become interrupted; queued jobs
+        of any printer past their deadline expire."""
         async with self.db.write() as session:
             found = await printing.interrupt_unacknowledged(session, now)
+            expired = await printing.expire_overdue(session, now)
         if found:
             log.warning("%d print jobs were never confirmed; staff can reprint them", found)
-        return found
+        if expired:
+            log.warning("%d print jobs expired unprinted; staff can print them again", expired)
+        return found + expired
 
     async def run(self, now: datetime) -> Outcome:
         """Deliver every due job of the direct printers, one batch at a time."""
@@ -120,7 +124,7 @@ class PrintDelivery:
                     session, job.id, job.printer_id, now, job.lease_until
                 )
             if not started:
-                log.warning("print job %d was taken over by another worker; not sent", job.id)
+                log.warning("print job %d expired or was taken over; not sent", job.id)
                 return None
             await self._send(job, connection, data, now, outcome)
         finally:

@@ -7,12 +7,16 @@ token is derived again when the job is rendered (ARCHITECTURE.md rule 3).
 
 Status, printed at most once:
 - queued: waiting, maybe until `due_at` after a refused connection; `lease_until` marks the
-  worker or agent socket that took it to send;
+  worker or agent socket that took it to send; it may start only before `expires_at` (the
+  printer's `print_deadline_seconds` after it was queued);
 - started: the connection to the printer was open and the bytes were about to go out;
   never sent again by itself;
 - printed: the printer (or the agent) took all bytes;
 - interrupted: started but cut off, or never acknowledged within a timeout; staff see it and
   reprint it with one click (`reprinted_by` is then the new job);
+- expired: not started before `expires_at` (the printer was down): never printed afterwards,
+  because the visitor was told no paper would come and has gone on without it; staff see it
+  and print it again with one click, like an interrupted one;
 - failed: not printed and not to be retried (the ticket is no longer active, the printer was
   removed); the reason in `last_error`.
 """
@@ -26,7 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from aufruf.db import Base, UTCDateTime
 
-JOB_STATUSES = ("queued", "started", "printed", "interrupted", "failed")
+JOB_STATUSES = ("queued", "started", "printed", "interrupted", "expired", "failed")
 JOB_KINDS = ("ticket", "reprint")
 PAPER_STATES = ("ok", "low", "out")
 
@@ -53,6 +57,7 @@ class PrintJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

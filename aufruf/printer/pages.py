@@ -1,5 +1,6 @@
 """`/admin/printers`: the ticket printers of the staff member's locations, whether they are
-online and have paper, their waiting jobs, and the tickets cut off mid-print with a button
+online and have paper, their waiting jobs, and the tickets cut off mid-print or not printed
+in time (the printer was down until their deadline) with a button
 that prints each again (a form with the CSRF token; it works without JavaScript)."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def status_names(lang: str) -> dict[str, str]:
         "started": gettext(lang, "printing"),
         "printed": gettext(lang, "printed"),
         "interrupted": gettext(lang, "cut off"),
+        "expired": gettext(lang, "not printed in time"),
         "failed": gettext(lang, "not printed"),
     }
 
@@ -108,8 +110,8 @@ class PrinterPages(Controller):
             locations = {loc.id: loc for loc in await offices.list_locations(session, lang)}
             statuses = status_names(lang)
             cut_off = []
-            for job in await printer_status.jobs_to_reprint(session, scope):
-                out = await job_out(session, job)
+            for job in await printer_status.jobs_to_reprint(session, scope, now):
+                out = await job_out(session, job, now)
                 zone = _zone(locations, job.location_id)
                 cut_off.append(
                     JobRow(

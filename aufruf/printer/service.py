@@ -4,8 +4,12 @@ their states by the worker (direct printers) or the agent's socket (aufruf.print
 At most once: a job becomes `started` (committed) once the connection to the printer is open
 and before the bytes go out; only a `queued` job is ever handed out, so a started job is never
 sent again by itself. A printer that refuses the connection leaves the job queued, to be tried
-again after a growing pause. Several workers never take the same job (PostgreSQL: FOR UPDATE
-SKIP LOCKED; SQLite: one writer at a time), and every step checks the state it expects.
+again after a growing pause, but only until its deadline (`expires_at`, the printer's
+`print_deadline_seconds` after it was queued): a job not started by then expires and is never
+printed afterwards, by the worker or an agent, for the visitor was told no paper would come
+and a late ticket would lie in the tray for a stranger. Staff print it again with one click.
+Several workers never take the same job (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one
+writer at a time), and every step checks the state it expects.
 
 This module reads no ticket table: the queue hands in its `Ticket` rows; the rendering of a
 job from its ticket is `aufruf.printer.render`.
@@ -71,6 +75,7 @@ def _add_job(
 ) -> PrintJob:
     job = PrintJob(
         printer_id=printer.id,
+        expires_at=now + timedelta(seconds=printer.print_deadline_seconds),
         location_id=ticket.location_id,
         ticket_id=ticket.id,
         kind=kind,
@@ -131,7 +136,8 @@ async def reprint(
 ) -> PrintJob:
     """A new job for the ticket on `printer_id`, or else on the printer its last job was
     for, or else its kiosk's printer. Earlier jobs of the ticket that were cut off or failed
-    count as reprinted by it. 409 `not_active` once the ticket is no longer active."""
+    count as reprinted by it. 409 `not_active` once the ticket is no longer active. The new
+    job has the printer's deadline from now, as a new ticket's has."""
     if ticket.status not in ACTIVE_TICKETS:
         raise TicketNotActive(
             f"Ticket {ticket.number} is {ticket.status}; only active tickets are reprinted."
@@ -147,6 +153,7 @@ async def reprint(
             printer = await offices.kiosk_printer(session, ticket.kiosk_id)
         if printer is None or printer.location_id != ticket.location_id:
             raise InvalidInput("This ticket has no printer yet; say which one.", field="printer")
+    await expire_overdue(session, now, ticket_id=ticket.id)
     job = _add_job(session, printer, ticket, now, "reprint", actor)
     await session.flush()
     await _link_reprint(session, ticket.id, job.id)
@@ -160,7 +167,7 @@ async def _link_reprint(session: AsyncSession, ticket_id: int, job_id: int) -> N
         .where(
             PrintJob.ticket_id == ticket_id,
             PrintJob.id != job_id,
-            PrintJob.status.in_(("interrupted", "failed")),
+            PrintJob.status.in_(("interrupted", "expired", "failed")),
             PrintJob.reprinted_by.is_(None),
         )
         .values(reprinted_by=job_id)
@@ -188,12 +195,60 @@ async def latest_job(session: AsyncSession, ticket_id: int) -> PrintJob | None:
 # --- taking and moving jobs ------------------------------------------------------------------
 
 
+def overdue(now: datetime):
+    """Queued jobs whose deadline has passed: expired, whether or not recorded so yet."""
+    return and_(PrintJob.status == "queued", PrintJob.expires_at <= now)
+
+
+def job_status(job: PrintJob, now: datetime) -> str:
+    """The job's status at `now`: a queued job past its deadline is expired."""
+    if job.status == "queued" and job.expires_at is not None and job.expires_at <= now:
+        return "expired"
+    return job.status
+
+
+def _in_time(now: datetime):
+    return or_(PrintJob.expires_at.is_(None), PrintJob.expires_at > now)
+
+
 def _due(now: datetime):
     return and_(
         PrintJob.status == "queued",
         PrintJob.due_at <= now,
+        _in_time(now),
         or_(PrintJob.lease_until.is_(None), PrintJob.lease_until <= now),
     )
+
+
+async def expire_overdue(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    printer_id: str | None = None,
+    job_id: int | None = None,
+    ticket_id: int | None = None,
+) -> int:
+    """Queued jobs past their deadline become expired (of one printer, job or ticket, or all);
+    they are never sent afterwards. Returns how many."""
+    where = overdue(now)
+    if printer_id is not None:
+        where = and_(where, PrintJob.printer_id == printer_id)
+    if job_id is not None:
+        where = and_(where, PrintJob.id == job_id)
+    if ticket_id is not None:
+        where = and_(where, PrintJob.ticket_id == ticket_id)
+    result = await session.execute(
+        update(PrintJob)
+        .where(where)
+        .values(
+            status="expired",
+            finished_at=now,
+            lease_until=None,
+            last_error="not started in time (the printer was not reachable); not printed late",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 async def _take(session: AsyncSession, stmt, now: datetime) -> list[Claimed]:
@@ -208,7 +263,9 @@ async def _take(session: AsyncSession, stmt, now: datetime) -> list[Claimed]:
 
 
 async def claim_direct(session: AsyncSession, now: datetime, limit: int = 10) -> list[Claimed]:
-    """Take up to `limit` due jobs of printers the server reaches itself (the worker)."""
+    """Take up to `limit` due jobs of printers the server reaches itself (the worker), after
+    expiring the ones past their deadline."""
+    await expire_overdue(session, now)
     stmt = (
         select(PrintJob)
         .join(Printer, Printer.id == PrintJob.printer_id)
@@ -222,7 +279,9 @@ async def claim_direct(session: AsyncSession, now: datetime, limit: int = 10) ->
 async def claim_for_printer(
     session: AsyncSession, printer_id: str, now: datetime, limit: int = 20
 ) -> list[Claimed]:
-    """Take up to `limit` due jobs of one printer (its agent's socket)."""
+    """Take up to `limit` due jobs of one printer (its agent's socket), after expiring its
+    jobs past their deadline."""
+    await expire_overdue(session, now, printer_id=printer_id)
     stmt = (
         select(PrintJob)
         .where(_due(now), PrintJob.printer_id == printer_id)
@@ -241,7 +300,8 @@ async def has_due_job(session: AsyncSession, printer_id: str, now: datetime) -> 
 
 
 async def next_direct_due(session: AsyncSession) -> datetime | None:
-    """When the earliest queued job of a direct printer is due (None: there is none)."""
+    """When the earliest queued job of a direct printer is due (None: there is none). A job
+    past its deadline counts as due, so that the worker comes to expire it."""
     return await session.scalar(
         select(func.min(PrintJob.due_at))
         .join(Printer, Printer.id == PrintJob.printer_id)
@@ -270,20 +330,21 @@ async def mark_started(
     lease_until: datetime | None = None,
 ) -> bool:
     """The connection to the printer is open and the bytes are about to go out. False when
-    the job is not (or no longer) queued, or another holds its lease: then nothing may be
-    sent."""
-    where = _job(job_id, printer_id, "queued")
+    the job is not (or no longer) queued, is past its deadline (it is expired now), or another
+    holds its lease: then nothing may be sent."""
+    await expire_overdue(session, now, job_id=job_id)
+    where = and_(_job(job_id, printer_id, "queued"), _in_time(now))
     if lease_until is not None:
         where = and_(where, PrintJob.lease_until == lease_until)
     return await _move(session, where, status="started", started_at=now, lease_until=None)
 
 
 async def mark_printed(session: AsyncSession, job_id: int, printer_id: str, now: datetime) -> bool:
-    """The printer took all bytes. A late acknowledgement of an interrupted job counts too
-    (the ticket did come out), as does one whose "started" was lost on the way."""
+    """The printer took all bytes. A late acknowledgement of an interrupted or expired job
+    counts too (the ticket did come out), as does one whose "started" was lost on the way."""
     return await _move(
         session,
-        _job(job_id, printer_id, "queued", "started", "interrupted"),
+        _job(job_id, printer_id, "queued", "started", "interrupted", "expired"),
         status="printed",
         finished_at=now,
         lease_until=None,

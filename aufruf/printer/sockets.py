@@ -5,7 +5,10 @@ The server sends `{"type": "print", "job", "escpos_base64"}`, rendered at send t
 printer; the agent answers `started` (its printer connection is open, the bytes are about to
 go out), `ack` (all out), `failed {reason}` (before `started`: the printer refused, the job
 is tried again after a pause; after it: cut off, for staff to reprint) and
-`status {online, paper}`.
+`status {online, paper}`. Every `started` is answered: `{"type": "go", "job"}` when it was
+recorded, so the agent may send the bytes, or `{"type": "drop", "job", "reason"}` when the job
+may not print (`expired`: past its deadline; or no longer queued): the agent then sends
+nothing of it.
 
 How new jobs reach a connected agent promptly: the socket subscribes to its location's
 channel, on which every new ticket's `issued` event is published after commit (the job was
@@ -196,21 +199,33 @@ class PrinterLink:
             return
         now = self.clock.now()
         reason = str(message.get("reason") or "the agent gave no reason")[:300]
+        verdict: dict[str, Any] | None = None
         async with self.db.write() as session:
             if kind == "started":
-                await printing.mark_started(session, job, self.printer_id, now)
+                verdict = await self._start(session, job, now)
             elif kind == "ack":
                 await printing.mark_printed(session, job, self.printer_id, now)
                 await printer_status.note_printer(session, self.printer_id, now, online=True)
             else:
                 await self._failed(session, job, now, reason)
         self.sent.discard(job)
+        if verdict is not None:
+            await self.send(verdict)
         log.info(
             "print job %d on %s: %s",
             job,
             self.printer_id,
             kind if kind != "failed" else f"failed: {reason}",
         )
+
+    async def _start(self, session, job_id: int, now) -> dict[str, Any]:
+        """Record "started" and tell the agent to go, or to drop a job that may not print."""
+        if await printing.mark_started(session, job_id, self.printer_id, now):
+            return {"type": "go", "job": job_id}
+        job = await session.get(PrintJob, job_id)
+        reason = job.status if job is not None and job.printer_id == self.printer_id else "unknown"
+        log.warning("print job %d on %s may not start (%s)", job_id, self.printer_id, reason)
+        return {"type": "drop", "job": job_id, "reason": reason}
 
     async def _failed(self, session, job_id: int, now, reason: str) -> None:
         job = await session.get(PrintJob, job_id)

@@ -52,7 +52,8 @@ class AppointmentRef(msgspec.Struct):
 
 
 class PrintOut(msgspec.Struct):
-    """The paper ticket's print job: `status` queued, started, printed, interrupted, failed."""
+    """The paper ticket's print job: `status` queued, started, printed, interrupted, expired,
+    failed."""
 
     printer: str
     status: str

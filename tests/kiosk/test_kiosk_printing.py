@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from aufruf.offices.model import Kiosk
-from aufruf.printer import service as printing
+from aufruf.printer import status as printer_status
 from aufruf.printer.model import PrintJob
 from tests.conftest import running
 from tests.kiosk.test_kiosk_pages import draw, registered, text_of, tickets
@@ -130,7 +130,7 @@ async def test_the_screen_says_whether_the_ticket_comes_on_paper(db, client, mor
     if recorded is not None:
         state, ago = recorded
         async with db.write() as session:
-            await printing.note_printer(session, "drucker-a", morning.now() - ago, **state)
+            await printer_status.note_printer(session, "drucker-a", morning.now() - ago, **state)
     await registered(client, office.kiosk_a)
 
     german = await draw(client, "pass")

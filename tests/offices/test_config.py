@@ -401,3 +401,19 @@ def test_any_text_survives_dump_and_parse(german: str, english: str, address: st
     directory = msgspec.structs.replace(small, locations=(location,))
 
     assert parse_directory(dump_directory(directory)) == directory
+
+
+def test_a_printers_deadline_is_read_defaults_to_a_minute_and_must_be_sensible() -> None:
+    printer = '\n[[locations.printers]]\nid = "p"\nname = "Drucker"\n'
+    quick = SMALL + printer + "print_deadline_seconds = 30\n"
+    too_short = SMALL + printer + "print_deadline_seconds = 5\n"
+
+    [default] = parse_directory(SMALL + printer).locations[0].printers
+    [chosen] = parse_directory(quick).locations[0].printers
+    assert (default.print_deadline_seconds, chosen.print_deadline_seconds) == (60, 30)
+    [error] = errors_of(too_short)
+    assert error == (
+        f"offices.toml:{line_of(too_short, 'print_deadline_seconds')}: "
+        "locations[0].printers[0].print_deadline_seconds: must be between 10 and 600"
+    )
+    assert parse_directory(dump_directory(parse_directory(quick))) == parse_directory(quick)

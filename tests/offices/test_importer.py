@@ -251,3 +251,19 @@ async def test_the_report_reads_as_one_line_per_kind(db: Database) -> None:
 
     assert str(report).splitlines()[:2] == ["authority: 3 created", "service_group: 5 created"]
     assert str(await applied(db, load_directory(DEMO_FILE))) == "no changes"
+
+
+async def test_a_printers_deadline_is_imported_changed_in_place_and_exported(db: Database) -> None:
+    demo = load_directory(DEMO_FILE)
+    await applied(db, demo)
+    [mitte] = [loc for loc in demo.locations if loc.printers][:1]
+    printer = msgspec.structs.replace(mitte.printers[0], print_deadline_seconds=45)
+    changed = with_location(demo, mitte.id, printers=(printer, *mitte.printers[1:]))
+
+    report = await applied(db, changed)
+
+    assert report.updated["printer"] == 1
+    async with db.read() as session:
+        row = await session.get(model.Printer, printer.id)
+    assert row.print_deadline_seconds == 45
+    assert parse_directory(await export_text(db)) == changed

@@ -6,6 +6,8 @@ printer stops it at once with one clear line."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import signal
 import subprocess
 import sys
@@ -15,7 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select, update
+from websockets.asyncio.server import serve
 
+from aufruf.printer.agent import JobMemory, PrinterAgent
+from aufruf.printer.backends import parse_target
 from aufruf.printer.model import PrintJob
 from tests.display.live import live_server
 from tests.printer.conftest import Office, a_printing_office, draw
@@ -164,3 +169,40 @@ def test_an_unreachable_printer_at_start_stops_the_agent(tmp_path):
         .splitlines()[-1]
         .startswith(f"aufruf printer-agent: cannot reach the printer dummy:{missing}")
     )
+
+
+async def test_the_agent_prints_nothing_of_a_job_the_server_drops_after_started(tmp_path):
+    """The server answers "started" with "drop" for a job past its deadline: the agent sends
+    no byte of it and goes on with the next job, which the server lets go."""
+    heard: list[dict] = []
+    stop = asyncio.Event()
+
+    async def answer_started(ws, job: int, verdict: dict) -> None:
+        while True:
+            message = json.loads(await ws.recv())
+            heard.append(message)
+            if message == {"type": "started", "job": job}:
+                await ws.send(json.dumps(verdict))
+                return
+
+    async def scripted_server(ws) -> None:
+        for job, data in ((1, b"LATE TICKET"), (2, b"FRESH TICKET")):
+            escpos = base64.b64encode(data).decode()
+            await ws.send(json.dumps({"type": "print", "job": job, "escpos_base64": escpos}))
+        await answer_started(ws, 1, {"type": "drop", "job": 1, "reason": "expired"})
+        await answer_started(ws, 2, {"type": "go", "job": 2})
+        while {"type": "ack", "job": 2} not in heard:
+            heard.append(json.loads(await ws.recv()))
+        stop.set()
+
+    paper = tmp_path / "paper.bin"
+    memory = JobMemory(tmp_path / "state.json")
+    async with serve(scripted_server, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        target = parse_target(f"dummy:{paper}")
+        agent = PrinterAgent(f"http://127.0.0.1:{port}", "t", target, memory)
+        await asyncio.wait_for(agent.run(stop), TIMEOUT)
+
+    assert paper.read_bytes() == b"FRESH TICKET"
+    assert not memory.knows(1) and memory.knows(2)
+    assert [m for m in heard if m.get("job") == 1] == [{"type": "started", "job": 1}]

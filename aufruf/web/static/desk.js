@@ -287,8 +287,8 @@
       var P = S.printers;
       var notes = [];
       list.forEach(function (p) {
-        // a direct printer that was never tried yet is not known to be unreachable
-        if (!p.online && (p.connection === "agent" || p.last_seen)) notes.push(fill(P.offline, { name: p.name }));
+        // `online` is the server's one rule (aufruf.printer.status): false only when known unreachable
+        if (!p.online) notes.push(fill(P.offline, { name: p.name }));
         else if (p.paper === "out") notes.push(fill(P.paper_out, { name: p.name }));
         else if (p.paper === "low") notes.push(fill(P.paper_low, { name: p.name }));
         if (p.interrupted) notes.push(fill(P.cut_off, { name: p.name, count: p.interrupted }));
