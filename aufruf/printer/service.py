@@ -92,12 +92,30 @@ def _add_job(
 async def print_new_ticket(session: AsyncSession, ticket: Ticket, now: datetime) -> PrintJob | None:
     """Queue the paper ticket of a ticket drawn at a kiosk on the kiosk's own printer, in the
     ticket's transaction. None for tickets drawn elsewhere, or at a kiosk without a printer."""
-    if ticket.kiosk_id is None:
-        return None
-    printer = await offices.kiosk_printer(session, ticket.kiosk_id)
-    if printer is None or printer.location_id != ticket.location_id:
+    printer = await kiosk_ticket_printer(session, ticket.kiosk_id, ticket.location_id)
+    return queue_kiosk_print(session, printer, ticket, now)
+
+
+def queue_kiosk_print(
+    session: AsyncSession, printer: Printer | None, ticket: Ticket, now: datetime
+) -> PrintJob | None:
+    """print_new_ticket with the printer looked up beforehand (`kiosk_ticket_printer`), so a
+    draw reads nothing once its number and seq are locked."""
+    if printer is None:
         return None
     return _add_job(session, printer, ticket, now, "ticket", f"kiosk:{ticket.kiosk_id}")
+
+
+async def kiosk_ticket_printer(
+    session: AsyncSession, kiosk_id: str | None, location_id: str
+) -> Printer | None:
+    """The printer a kiosk's tickets at `location_id` come out of, or None."""
+    if kiosk_id is None:
+        return None
+    printer = await offices.kiosk_printer(session, kiosk_id)
+    if printer is None or printer.location_id != location_id:
+        return None
+    return printer
 
 
 async def _printer_at(

@@ -341,11 +341,13 @@ async def draw_ticket(
         if closed:
             raise Conflict(closed, reason="closed")
     letter = draw.offered[min(unique, key=lambda s: draw.offered[s][0])][1]
+    # read before the number and the seq are locked: they stay locked until the commit
+    printer = await printing.kiosk_ticket_printer(session, kiosk_id, location_id)
     ticket, issued = await _issue(
         session, change, now, location_id, draw.day, unique, letter, source, actor, kiosk_id
     )
-    # further rows of the draw go here: the number and the seq stay locked until the commit
-    await printing.print_new_ticket(session, ticket, now)  # on the kiosk's printer, if any
+    # further rows of the draw go here, without reads
+    printing.queue_kiosk_print(session, printer, ticket, now)
     if lines is not None and not session.in_nested_transaction():
         waiting = logic.Waiting(ticket.id, frozenset(unique), ticket.arrived_at)
         flight = lines.expect(location_id, issued.seq, waiting)
