@@ -26,7 +26,6 @@ from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
-from aufruf.queue import logic
 from aufruf.queue import service as queue
 from aufruf.queue.api import counter_out, ticket_out
 from aufruf.queue.model import QueueEvent, Ticket
@@ -119,7 +118,7 @@ async def location_view(session: AsyncSession, location_id: str, now: datetime) 
     # the seq first: whatever is read after it reflects at least the events up to it
     seq = await queue.current_seq(session, location_id)
     line, tickets = await waiting_shapes(session, location_id, now)
-    waiters = [logic.Waiting(i, frozenset(line.services[i]), now) for i in tickets]
+    wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
     for desk in line.desks:
@@ -128,7 +127,9 @@ async def location_view(session: AsyncSession, location_id: str, now: datetime) 
             current = await queue.get_ticket(session, shape["current"]["id"])
             _with_times(shape["current"], current)
         counters[desk.id] = shape
-        queues[desk.id] = [tickets[w.id] for w in waiters if logic.can_serve(desk.services, w)]
+        queues[desk.id] = [
+            tickets[i] for i, services in wanted.items() if services <= desk.services
+        ]
     waiting = Tally(s for i in tickets for s in line.services[i])
     open_tickets = {i: dict(shape) for i, shape in tickets.items()}
     for shape in counters.values():
