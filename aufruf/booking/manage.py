@@ -117,20 +117,8 @@ class ManagePages(Controller):
         clock: ClockDep,
         settings: SettingsDep,
     ) -> Response:
-        appointment = await _load(db, settings, token)
-        if appointment is None:
-            return not_found(request)
-        if appointment.status not in ("pending", "confirmed"):
-            return redirect(request, f"/a/{token}")
-        lang = page_language(request, appointment.language)
-        view = await _view(db, appointment, lang, clock.now())
-        return page(
-            request,
-            "booking/cancel.html",
-            headers=PRIVATE,
-            language=appointment.language,
-            appointment=view,
-            token=token,
+        return await _confirm_step(
+            request, token, db, clock, settings, "booking/cancel.html", ("pending", "confirmed")
         )
 
     @post("/cancel", summary="Cancel the appointment")
@@ -223,20 +211,8 @@ class ManagePages(Controller):
         clock: ClockDep,
         settings: SettingsDep,
     ) -> Response:
-        appointment = await _load(db, settings, token)
-        if appointment is None:
-            return not_found(request)
-        if appointment.status != "pending":
-            return redirect(request, f"/a/{token}")
-        lang = page_language(request, appointment.language)
-        view = await _view(db, appointment, lang, clock.now())
-        return page(
-            request,
-            "booking/confirm.html",
-            headers=PRIVATE,
-            language=appointment.language,
-            appointment=view,
-            token=token,
+        return await _confirm_step(
+            request, token, db, clock, settings, "booking/confirm.html", ("pending",)
         )
 
     @post("/confirm", summary="Confirm the appointment (double opt-in)")
@@ -261,6 +237,34 @@ class ManagePages(Controller):
                 return page(request, "booking/expired.html", status_code=409, headers=PRIVATE)
             return redirect(request, f"/a/{token}")
         return redirect(request, f"/a/{token}?done=confirmed")
+
+
+async def _confirm_step(
+    request: Request,
+    token: str,
+    db: Database,
+    clock,
+    settings: Settings,
+    template: str,
+    statuses: tuple[str, ...],
+) -> Response:
+    """The page with one button before a change (cancel, confirm), for an appointment in one
+    of `statuses`; any other goes back to the appointment's page."""
+    appointment = await _load(db, settings, token)
+    if appointment is None:
+        return not_found(request)
+    if appointment.status not in statuses:
+        return redirect(request, f"/a/{token}")
+    lang = page_language(request, appointment.language)
+    view = await _view(db, appointment, lang, clock.now())
+    return page(
+        request,
+        template,
+        headers=PRIVATE,
+        language=appointment.language,
+        appointment=view,
+        token=token,
+    )
 
 
 async def _zone(db: Database, location_id: str) -> str:
