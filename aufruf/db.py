@@ -159,6 +159,14 @@ class Database:
         row = await pool.fetchrow(sql, *params)
         return None if row is None else tuple(row)
 
+    async def commit_row(self, sql: str, *params: Any) -> tuple | None:
+        """PostgreSQL only: one statement outside any transaction, so that PostgreSQL commits
+        it as it ends, in the same round trip; its first row, or None. For the hot paths whose
+        rows stay locked to commit: no wait for the app's COMMIT while they are held."""
+        if self.is_sqlite:
+            raise RuntimeError("commit_row runs on PostgreSQL only")
+        return await self.peek_row(sql, *params)
+
     async def shared_row(self, sql: str, *params: Any) -> tuple | None:
         """As `peek_row`, one read shared by the requests asking the same at once. A request
         never uses a read that began before it arrived (it could miss a change committed just

@@ -119,14 +119,15 @@ def public_base(settings: Settings, request: Request) -> str:
 
 
 async def ticket_out(
-    session: AsyncSession,
+    session: AsyncSession | None,
     ticket: Ticket,
     now: datetime,
     *,
     line: queue.Line | queue.Figures | None = None,
     secret_for: tuple[Settings, str] | None = None,
 ) -> TicketOut:
-    """The ticket in its one public shape; the token and status_url only with `secret_for`."""
+    """The ticket in its one public shape; the token and status_url only with `secret_for`.
+    `session` may be None for a ticket just drawn, whose `line` figures hold all it needs."""
     if line is None and ticket.status == "waiting":
         line = await queue.figures(session, ticket.location_id, now)
     services = (line.services.get(ticket.id) if line else None) or (
@@ -164,17 +165,23 @@ async def ticket_out(
 
 
 async def created_ticket_out(
-    session: AsyncSession,
+    session: AsyncSession | None,
     ticket: Ticket,
     now: datetime,
     settings: Settings,
     request: Request,
     line: queue.Line | queue.Figures | None = None,
+    drawn: tuple[queue.DrawnJob | None] | None = None,
 ) -> TicketOut:
-    """The answer that creates a ticket: with its secret link and its print job, if any."""
+    """The answer that creates a ticket: with its secret link and its print job, if any
+    (`drawn`: the job the draw queued, or none, known already)."""
     out = await ticket_out(
         session, ticket, now, line=line, secret_for=(settings, public_base(settings, request))
     )
+    if drawn is not None:
+        if drawn[0] is not None:
+            out.print = PrintOut(printer=drawn[0].printer_id, status="queued", job=drawn[0].id)
+        return out
     job = await printing.latest_job(session, ticket.id)
     if job is not None:
         out.print = PrintOut(printer=job.printer_id, status=job.status, job=job.id)
@@ -238,6 +245,28 @@ class TicketController(Controller):
         device = actor.kind == "token" and actor.role == "kiosk"
 
         change = queue.Change()
+        if (
+            lines is not None
+            and lines.db is not None
+            and not db.is_sqlite
+            and (device or data.print is None)
+        ):
+            ticket, job = await queue.draw_ticket_at_once(
+                db,
+                lines,
+                change,
+                now,
+                location,
+                services,
+                source="kiosk" if device else "staff",
+                actor=_actor_name(actor),
+                kiosk_id=actor.kiosk,
+            )
+            await events.publish(change.events)
+            line = await queue.drawn_figures(db, lines, ticket, change, now)
+            return await created_ticket_out(
+                None, ticket, now, settings, request, line=line, drawn=(job,)
+            )
         async with db.write() as session:
             ticket = await queue.draw_ticket(
                 session,

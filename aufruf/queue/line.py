@@ -124,6 +124,29 @@ class LineCache:
         self.flights: dict[str, dict[int, Flight]] = {}
         self.loading: dict[str, asyncio.Future[LineState]] = {}
         self.rules: dict[str, object] = {}  # location -> the queue service's draw rules
+        # draws whose statement is under way here, seq not known yet (draw_ticket_at_once)
+        self.drawing: dict[str, set[int]] = {}
+        self._draws = 0
+        self._moved: dict[str, asyncio.Future[None]] = {}
+
+    def draw_begins(self, location_id: str) -> int:
+        """A draw that commits as its statement ends is about to send it: its number here."""
+        self._draws += 1
+        self.drawing.setdefault(location_id, set()).add(self._draws)
+        return self._draws
+
+    def draw_ends(
+        self, location_id: str, draw: int, seq: int | None, ticket: Waiting | None
+    ) -> None:
+        """That draw committed with `seq` for `ticket`, or failed (None)."""
+        self.drawing[location_id].discard(draw)
+        if seq is not None and ticket is not None:
+            flight = self.expect(location_id, seq, ticket)
+            if flight is not None:
+                self.settled(location_id, flight, True)
+        moved = self._moved.pop(location_id, None)
+        if moved is not None and not moved.done():
+            moved.set_result(None)
 
     def expect(self, location_id: str, seq: int, ticket: Waiting) -> Flight | None:
         """A draw under way took `seq` for `ticket` (before its commit)."""
@@ -165,7 +188,10 @@ class LineCache:
     ) -> tuple[int | None, int | None]:
         """The figures of a walk-in ticket whose "issued" event has `seq` (committed), from
         a state at that seq or later."""
-        for _ in range(16):
+        # draws of this instance with an earlier seq have all begun by now
+        earlier = set(self.drawing.get(location_id, ()))
+        loads = 0
+        while True:
             state = self.states.get(location_id)
             if state is not None and state.seq >= seq:
                 return state.figures_of(ticket, now)
@@ -174,8 +200,17 @@ class LineCache:
                 await asyncio.shield(flight.done)  # an earlier draw of ours is committing
                 self._advance(location_id)
                 continue
+            earlier &= self.drawing.get(location_id, set())
+            if state is not None and earlier:  # the next seq may be one of theirs
+                moved = self._moved.get(location_id)
+                if moved is None:
+                    moved = self._moved[location_id] = asyncio.get_running_loop().create_future()
+                await asyncio.shield(moved)
+                continue
+            if loads == 16:
+                return (await load()).figures_of(ticket, now)
+            loads += 1
             await self._load(location_id, load)
-        return (await load()).figures_of(ticket, now)
 
     async def _load(self, location_id: str, load: Callable[[], Awaitable[LineState]]) -> None:
         task = self.loading.get(location_id)

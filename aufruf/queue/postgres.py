@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aufruf.db import Database
 
 # the number is the letter and the count, at least three digits (A001 … A999, A1000); the
 # rows flow number -> ticket -> seq, so every draw locks the number row, then the sequence row
@@ -42,6 +45,22 @@ WITH number AS (
 SELECT ticket.id, ticket.number, event.seq FROM ticket, event
 """
 
+# the draw of a kiosk or of staff as one statement that commits by itself (run outside any
+# transaction): the ticket, its services, its event and its print job ($11: the printer, or
+# NULL for none). The number and sequence rows are then locked while PostgreSQL executes and
+# commits it, with no round trip to the app in between.
+_DRAW = _ISSUE.replace(
+    "SELECT ticket.id, ticket.number, event.seq FROM ticket, event",
+    """, job AS (
+    INSERT INTO print_job (printer_id, location_id, ticket_id, kind, status, attempts,
+        created_at, due_at, expires_at, actor)
+    SELECT $11, $1, ticket.id, 'ticket', 'queued', 0, $7, $7, $12, $13
+    FROM ticket WHERE $11::varchar IS NOT NULL
+    RETURNING id
+)
+SELECT ticket.id, ticket.number, event.seq, (SELECT id FROM job) FROM ticket, event""",
+)
+
 
 async def issue_ticket(
     raw: Any,
@@ -63,3 +82,26 @@ async def issue_ticket(
         json.dumps(services), actor,
     )  # fmt: skip
     return row[0], row[1], row[2]
+
+
+async def draw_ticket(
+    db: Database,
+    location_id: str,
+    day: date,
+    letter: str,
+    nonce: str,
+    source: str,
+    kiosk_id: str | None,
+    now: datetime,
+    services: list[str],
+    actor: str | None,
+    printer: tuple[str, datetime, str] | None,
+) -> tuple[int, str, int, int | None]:
+    """issue_ticket as a statement of its own that commits as it ends, with the print job on
+    `printer` (its id, the job's deadline, who asked): (id, number, seq, print job id)."""
+    job = printer or (None, None, None)
+    row = await db.commit_row(
+        _DRAW, location_id, day, letter, nonce, source, kiosk_id, now, services,
+        json.dumps(services), actor, *job,
+    )  # fmt: skip
+    return row[0], row[1], row[2], row[3]

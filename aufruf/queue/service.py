@@ -26,9 +26,11 @@ from aufruf.offices import service as offices
 from aufruf.offices.model import (
     Counter,
     CounterService,
+    Kiosk,
     Location,
     LocationService,
     OpeningWindow,
+    Printer,
     Service,
     ServiceGroup,
 )
@@ -202,6 +204,22 @@ async def _offered(session: AsyncSession, location_id: str) -> dict[str, tuple[i
     return {sid: (pos, letter) for sid, pos, letter in rows}
 
 
+async def _kiosk_printers(session: AsyncSession, location_id: str) -> dict[str, tuple[str, int]]:
+    """The location's active kiosks with an active printer here: kiosk -> (printer, its
+    deadline in seconds), as printing.kiosk_ticket_printer finds them."""
+    rows = await session.execute(
+        select(Kiosk.id, Printer.id, Printer.print_deadline_seconds)
+        .join(Printer, Printer.id == Kiosk.printer_id)
+        .where(
+            Kiosk.location_id == location_id,
+            Kiosk.active,
+            Printer.active,
+            Printer.location_id == location_id,
+        )
+    )
+    return {kiosk: (printer, deadline) for kiosk, printer, deadline in rows}
+
+
 async def walk_in_closed_reason(
     session: AsyncSession,
     location: Location,
@@ -250,6 +268,8 @@ class DrawRules:
     offered: dict[str, tuple[int, str]]  # service -> (position, ticket letter)
     closed_today: bool
     windows: tuple[tuple[time, time], ...]  # today's opening hours, local
+    # kiosk -> its active printer here and that printer's deadline in seconds
+    printers: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def closed_reason(self, now: datetime) -> str | None:
         """As walk_in_closed_reason, for rules without the cut-off by estimated wait."""
@@ -272,17 +292,35 @@ async def _draw_rules(
     session: AsyncSession, lines: LineCache | None, location_id: str, now: datetime
 ) -> DrawRules:
     if lines is not None and lines.db is not None:
-        reader = lines.rules_readers.get(location_id)
-        if reader is None:
-            reader = booking.rules_version_reader(lines.db, location_id)
-            lines.rules_readers[location_id] = reader
-        version = await reader.read()
+        version, cached = await _cached_draw_rules(lines, location_id, now)
+        if cached is not None:
+            return cached
     else:
         version = await booking.rules_version(session, location_id)
-    cached = lines.rules.get(location_id) if lines is not None else None
+    return await _load_draw_rules(session, lines, location_id, now, version)
+
+
+async def _cached_draw_rules(
+    lines: LineCache, location_id: str, now: datetime
+) -> tuple[int, DrawRules | None]:
+    """The location's rules version (a shared read) and the instance's draw rules, if they
+    are of that version and of today."""
+    assert lines.db is not None
+    reader = lines.rules_readers.get(location_id)
+    if reader is None:
+        reader = booking.rules_version_reader(lines.db, location_id)
+        lines.rules_readers[location_id] = reader
+    version = await reader.read()
+    cached = lines.rules.get(location_id)
     if isinstance(cached, DrawRules) and cached.version == version:
         if cached.day == now.astimezone(ZoneInfo(cached.timezone)).date():
-            return cached
+            return version, cached
+    return version, None
+
+
+async def _load_draw_rules(
+    session: AsyncSession, lines: LineCache | None, location_id: str, now: datetime, version: int
+) -> DrawRules:
     location = await _location(session, location_id)
     today = local_day(location, now)
     windows = await session.scalars(
@@ -299,6 +337,7 @@ async def _draw_rules(
         offered=await _offered(session, location_id),
         closed_today=today in await offices.closed_days_of(session, location, today, today),
         windows=tuple((w.opens, w.closes) for w in windows),
+        printers=await _kiosk_printers(session, location_id),
     )
     if lines is not None:
         lines.rules[location_id] = draw
@@ -322,25 +361,9 @@ async def draw_ticket(
     the caller's transaction: the ticket's rows, then its "issued" event with the location's
     next seq, last (the sequence row stays locked to commit). With `lines`, the location's
     rules come from the instance's cache and its line takes the ticket in at commit."""
-    draw = await _draw_rules(session, lines, location_id, now)
-    rules = rules or draw.rules
-    unique = list(dict.fromkeys(services))
-    if not unique:
-        raise InvalidInput("Choose at least one service.", field="services")
-    for index, service_id in enumerate(unique):
-        if service_id not in draw.offered:
-            raise InvalidInput(
-                f"The service {service_id!r} is not offered here.", field=f"services[{index}]"
-            )
-    if source == "kiosk":
-        if rules.cutoff_by_wait:
-            location = await _location(session, location_id)
-            closed = await walk_in_closed_reason(session, location, now, rules, unique)
-        else:
-            closed = replace(draw, rules=rules).closed_reason(now)
-        if closed:
-            raise Conflict(closed, reason="closed")
-    letter = draw.offered[min(unique, key=lambda s: draw.offered[s][0])][1]
+    draw, unique, letter = await _checked_draw(
+        session, lines, location_id, now, services, source, rules
+    )
     # read before the number and the seq are locked: they stay locked until the commit
     printer = await printing.kiosk_ticket_printer(session, kiosk_id, location_id)
     ticket, issued = await _issue(
@@ -354,6 +377,103 @@ async def draw_ticket(
         if flight is not None:
             session.sync_session.info.setdefault(_DRAWN, []).append((lines, location_id, flight))
     return ticket
+
+
+async def _checked_draw(
+    session: AsyncSession,
+    lines: LineCache | None,
+    location_id: str,
+    now: datetime,
+    services: list[str],
+    source: str,
+    rules: QueueRules | None,
+) -> tuple[DrawRules, list[str], str]:
+    """The draw rules, the services without repeats and the ticket letter; 400 for a service
+    not offered, 409 `closed` when a kiosk may not draw now."""
+    draw = await _draw_rules(session, lines, location_id, now)
+    rules = rules or draw.rules
+    unique, letter = _offered_services(draw, services)
+    if source == "kiosk":
+        if rules.cutoff_by_wait:
+            location = await _location(session, location_id)
+            closed = await walk_in_closed_reason(session, location, now, rules, unique)
+        else:
+            closed = replace(draw, rules=rules).closed_reason(now)
+        if closed:
+            raise Conflict(closed, reason="closed")
+    return draw, unique, letter
+
+
+def _offered_services(draw: DrawRules, services: list[str]) -> tuple[list[str], str]:
+    """The services without repeats and the ticket letter; 400 for a service not offered."""
+    unique = list(dict.fromkeys(services))
+    if not unique:
+        raise InvalidInput("Choose at least one service.", field="services")
+    for index, service_id in enumerate(unique):
+        if service_id not in draw.offered:
+            raise InvalidInput(
+                f"The service {service_id!r} is not offered here.", field=f"services[{index}]"
+            )
+    letter = draw.offered[min(unique, key=lambda s: draw.offered[s][0])][1]
+    return unique, letter
+
+
+@dataclass(frozen=True)
+class DrawnJob:
+    """The print job a draw queued: its id and printer (its status is "queued")."""
+
+    id: int
+    printer_id: str
+
+
+async def draw_ticket_at_once(
+    db: Database,
+    lines: LineCache,
+    change: Change,
+    now: datetime,
+    location_id: str,
+    services: list[str],
+    *,
+    source: str,
+    actor: str | None,
+    kiosk_id: str | None = None,
+) -> tuple[Ticket, DrawnJob | None]:
+    """draw_ticket on PostgreSQL in a transaction of its own, which is one statement that
+    PostgreSQL commits as it ends (the print job on the kiosk's printer included): the number
+    and sequence rows are locked only while PostgreSQL executes and commits it, however busy
+    the app is meanwhile. The checks read the instance's cached rules; `change` holds the
+    event, to be published by the caller."""
+    _, draw = await _cached_draw_rules(lines, location_id, now)
+    if draw is None or (source == "kiosk" and draw.rules.cutoff_by_wait):
+        async with db.read() as session:
+            draw, unique, letter = await _checked_draw(
+                session, lines, location_id, now, services, source, None
+            )
+    else:
+        unique, letter = _offered_services(draw, services)
+        if source == "kiosk" and (closed := draw.closed_reason(now)):
+            raise Conflict(closed, reason="closed")
+    printer = draw.printers.get(kiosk_id) if kiosk_id is not None else None
+    job = None
+    if printer is not None:
+        job = (printer[0], now + timedelta(seconds=printer[1]), f"kiosk:{kiosk_id}"[:120])
+    values = _ticket_values(location_id, draw.day, source, kiosk_id, now)
+    begun, seq, waiting = lines.draw_begins(location_id), None, None
+    try:
+        ticket_id, number, seq, job_id = await postgres.draw_ticket(
+            db, location_id, draw.day, letter, values["nonce"], source, kiosk_id, now, unique,
+            actor, job,
+        )  # fmt: skip
+        waiting = logic.Waiting(ticket_id, frozenset(unique), now)
+    finally:
+        lines.draw_ends(location_id, begun, seq, waiting)
+    ticket = Ticket(id=ticket_id, number=number, **values)
+    issued = QueueEvent(
+        location_id=location_id, seq=seq, kind="issued", ticket_id=ticket_id, number=number,
+        services=unique, counter_id=None, actor=actor, at=now, data={},
+    )  # fmt: skip
+    change.events.append(issued)
+    return ticket, (DrawnJob(job_id, printer[0]) if printer is not None else None)
 
 
 def _ticket_values(

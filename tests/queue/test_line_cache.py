@@ -118,3 +118,49 @@ async def test_a_change_not_drawn_here_makes_the_line_be_read_again(db):
     async with db.write() as session:
         await queue.call_next(session, queue.Change(), "amt-1", NOW, "t")
     assert await draw() == 3  # four drawn before it, one of them called
+
+
+def a_state(seq: int) -> LineState:
+    return LineState(seq, OrderRules(), [Desk("c1", frozenset({"pass"}), True)], {"pass": 10.0}, {})
+
+
+async def test_a_draw_answered_before_an_earlier_one_waits_for_it_instead_of_rereading():
+    """Draws that commit as their statement ends can come back in any order: a later seq
+    waits for this instance's earlier draws still under way rather than reading the line."""
+    lines_cache = LineCache()
+    lines_cache.states["amt"] = a_state(1)
+
+    async def never() -> LineState:
+        raise AssertionError("the line was read again")
+
+    early, late = lines_cache.draw_begins("amt"), lines_cache.draw_begins("amt")
+    second = Waiting(3, frozenset({"pass"}), NOW)
+    lines_cache.draw_ends("amt", late, 3, second)  # seq 3 comes back first
+    figures = asyncio.ensure_future(lines_cache.figures("amt", 3, second, NOW, never))
+    await asyncio.sleep(0)
+    assert not figures.done()  # waiting for seq 2, drawn here
+    lines_cache.draw_ends("amt", early, 2, Waiting(2, frozenset({"pass"}), NOW))
+    assert await figures == (1, 10)
+    assert lines_cache.states["amt"].seq == 3
+
+
+async def test_a_gap_no_draw_here_can_fill_makes_the_line_be_read_again():
+    lines_cache = LineCache()
+    lines_cache.states["amt"] = a_state(1)
+    reads = []
+
+    async def read() -> LineState:
+        reads.append(1)
+        state = a_state(3)
+        state.add(Waiting(3, frozenset({"pass"}), NOW))
+        return state
+
+    failed, late = lines_cache.draw_begins("amt"), lines_cache.draw_begins("amt")
+    ticket = Waiting(3, frozenset({"pass"}), NOW)
+    lines_cache.draw_ends("amt", late, 3, ticket)
+    figures = asyncio.ensure_future(lines_cache.figures("amt", 3, ticket, NOW, read))
+    await asyncio.sleep(0)
+    assert not figures.done() and not reads
+    lines_cache.draw_ends("amt", failed, None, None)  # seq 2 was someone else's
+    assert await figures == (0, 0)
+    assert reads == [1]

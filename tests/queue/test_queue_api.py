@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from aufruf.auth.service import create_token
 from aufruf.booking.service import BookingRequest, book
+from aufruf.queue.model import QueueEvent
 from tests.builders import a_location
 from tests.conftest import SECRET
 
@@ -48,6 +51,26 @@ async def test_kiosk_draws_a_ticket_with_its_phone_link(client, office):
     phone = await client.get(f"/api/v1/tickets/{ticket['token']}")
     assert phone.json()["number"] == "A001"
     assert phone.json()["people_ahead"] == 0
+
+
+async def test_kiosks_drawing_at_once_get_their_own_numbers_and_places(client, office, db):
+    """On PostgreSQL each draw is one statement that commits as it ends; whatever order the
+    answers come back in, each has its own number and is told its place in number order."""
+    draw = {"json": {"service": "pass"}, "headers": office["kiosk"]}
+    first = await client.post("/api/v1/locations/amt/tickets", **draw)
+    assert first.json()["people_ahead"] == 0  # the instance now keeps the line
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/locations/amt/tickets", **draw) for _ in range(40))
+    )
+    assert {a.status_code for a in answers} == {201}
+    told = sorted((a.json()["number"], a.json()["people_ahead"]) for a in answers)
+    assert told == [(f"A{n:03d}", n - 1) for n in range(2, 42)]
+    for answer in answers[:5]:  # the phone view reads the line afresh and agrees
+        phone = (await client.get(f"/api/v1/tickets/{answer.json()['token']}")).json()
+        assert phone["people_ahead"] == answer.json()["people_ahead"]
+    async with db.read() as session:
+        seqs = list(await session.scalars(select(QueueEvent.seq).order_by(QueueEvent.seq)))
+    assert seqs == list(range(1, 42))
 
 
 async def test_queue_lists_never_show_tokens(client, office):
