@@ -42,7 +42,7 @@ from aufruf.auth import service
 from aufruf.auth.logic import Actor, csrf_matches, csrf_token
 from aufruf.clock import Clock
 from aufruf.db import Database
-from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
+from aufruf.deps import ActorDep
 from aufruf.errors import Forbidden, Unauthorized
 from aufruf.ratelimit import client_address
 from aufruf.settings import Settings
@@ -145,11 +145,10 @@ async def authenticate(request: Request, db: Database, clock: Clock, settings: S
     return actor
 
 
-async def provide_actor(
-    request: Request, db: DatabaseDep, clock: ClockDep, settings: SettingsDep
-) -> Actor:
-    """The `actor` dependency (registered in aufruf.app)."""
-    return await authenticate(request, db, clock, settings)
+async def provide_actor(request: Request) -> Actor:
+    """The `actor` dependency (registered in aufruf.app), with the app's own objects."""
+    state = request.app.state
+    return await authenticate(request, state["db"], state["clock"], state["settings"])
 
 
 def requires(action: str, *, location_param: str = "location_id") -> Guard:
