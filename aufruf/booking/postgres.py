@@ -87,8 +87,14 @@ WITH appt AS (
 SELECT id FROM appt
 """
 
-# last in the transaction: the row stays locked to commit, so versions are in commit order
+# last in the transaction: the row stays locked to commit, so versions are in commit order;
+# with it the booking's message to the citizen, if any ($2: its kind), into the outbox
 _BUMP = """
+WITH message AS (
+    INSERT INTO outbox_message (kind, appointment_id, language, details, status, created_at,
+        due_at, attempts)
+    SELECT $2, $3, $4, '{}'::json, 'queued', $5, $5, 0 WHERE $2::varchar IS NOT NULL
+)
 INSERT INTO availability_version AS v (location_id, version, rules_version) VALUES ($1, 1, 1)
 ON CONFLICT (location_id) DO UPDATE SET version = v.version + 1
 RETURNING v.version
@@ -198,9 +204,13 @@ async def insert_appointment(
     return None if row is None else row[0]
 
 
-async def raise_version(raw: Any, location_id: str) -> int:
-    """Raise the location's availability version (call it last: it locks the row to commit)."""
-    return await raw.fetchval(_BUMP, location_id)
+async def raise_version(
+    raw: Any, location_id: str, message: tuple[str, int, str, datetime] | None = None
+) -> int:
+    """Raise the location's availability version (call it last: it locks the row to commit),
+    and queue `message` (kind, appointment, language, now) in the outbox with it."""
+    kind, appointment_id, language, now = message or (None, None, None, None)
+    return await raw.fetchval(_BUMP, location_id, kind, appointment_id, language, now)
 
 
 async def snapshot(

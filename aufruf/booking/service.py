@@ -623,14 +623,14 @@ async def book(
         )
         session.add_all(_claim_rows(appointment.id, claims))
         session.add(Contact(appointment_id=appointment.id, **contact))
-    if email is not None:
-        kind = "booking_pending" if pending else "booking_confirmed"
-        queue_message(session, kind, appointment.id, appointment.language, now)
+    kind = "booking_pending" if pending else "booking_confirmed"
     # the version last: its row, every booking's of the location, is locked only for the commit
     if raw is not None:
-        await session.flush()
-        version = await postgres.raise_version(raw, location_id)
+        message = (kind, appointment.id, appointment.language, now) if email is not None else None
+        version = await postgres.raise_version(raw, location_id, message)
     else:
+        if email is not None:
+            queue_message(session, kind, appointment.id, appointment.language, now)
         version = (await bump_versions(session, [location_id]))[location_id]
     if cache is not None and not session.in_nested_transaction():
         claimed_rows = [(key, n) for key, n, _ in rows]
