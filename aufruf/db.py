@@ -171,6 +171,27 @@ class Database:
             raise RuntimeError("commit_row runs on PostgreSQL only")
         return await self.peek_row(sql, *params)
 
+    @asynccontextmanager
+    async def own_transaction(self) -> AsyncIterator[Any]:
+        """PostgreSQL only: a plain asyncpg connection in a transaction begun here, for a hot
+        path that commits it itself as it sends its last statement (one round trip for both).
+        Rolled back when the block raises, committed if the block left it open."""
+        if self.is_sqlite:
+            raise RuntimeError("own_transaction runs on PostgreSQL only")
+        if self._raw is None:
+            self._raw = asyncio.ensure_future(self._raw_pool())
+        pool = await asyncio.shield(self._raw)
+        async with pool.acquire() as connection:
+            await connection.execute("BEGIN")
+            try:
+                yield connection
+            except BaseException:
+                if connection.is_in_transaction():
+                    await connection.execute("ROLLBACK")
+                raise
+            if connection.is_in_transaction():
+                await connection.execute("COMMIT")
+
     async def shared_row(self, sql: str, *params: Any) -> tuple | None:
         """As `peek_row`, one read shared by the requests asking the same at once. A request
         never uses a read that began before it arrived (it could miss a change committed just
@@ -206,7 +227,7 @@ class Database:
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         # its statements leave no session state (no SET, LISTEN, cursor or advisory lock), so
         # a connection goes back without asyncpg's reset query: one round trip less per use
-        return await asyncpg.create_pool(dsn, min_size=1, max_size=8, reset=_nothing_to_reset)
+        return await asyncpg.create_pool(dsn, min_size=1, max_size=16, reset=_nothing_to_reset)
 
     async def dispose(self) -> None:
         if self._raw is not None and self._raw.done() and not self._raw.exception():

@@ -167,16 +167,19 @@ class AppointmentController(Controller):
             by_staff=staff,
             pending=unproven,
         )
-        async with db.write() as session:
-            booked = await service.book(
-                session,
-                settings.secret_key,
-                now,
-                booking,
-                max_per_email=settings.max_active_appointments_per_email,
-                retention_days=settings.retention_days,
-                cache=cache,
-            )
+        options = dict(
+            max_per_email=settings.max_active_appointments_per_email,
+            retention_days=settings.retention_days,
+            cache=cache,
+        )
+        if db.is_sqlite:
+            async with db.write() as session:
+                booked = await service.book(session, settings.secret_key, now, booking, **options)
+        else:  # the booking commits as it raises the version (service.book)
+            async with db.read() as session, db.own_transaction() as own:
+                booked = await service.book(
+                    session, settings.secret_key, now, booking, own=own, **options
+                )
         appointment, zone = booked.appointment, ZoneInfo(booked.timezone)
         return AppointmentOut(
             code=appointment.code,

@@ -59,8 +59,14 @@ WITH active AS (
 ), person AS (
     INSERT INTO contact (appointment_id, name, email, email_key, phone, delete_after)
     SELECT appt.id, $22, $23, $24, $25, $26 FROM appt
+), message AS (
+    INSERT INTO outbox_message (kind, appointment_id, language, details, status, created_at,
+        due_at, attempts)
+    SELECT $27, appt.id, $15, '{}'::json, 'queued', $16, $16, 0 FROM appt
+    WHERE $27::varchar IS NOT NULL
 )
-SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt)
+SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt),
+    set_config('aufruf.booking_location', $1, true)
 """
 
 # the appointment with everything it holds; nothing at all when its code is taken
@@ -83,22 +89,34 @@ WITH appt AS (
 ), person AS (
     INSERT INTO contact (appointment_id, name, email, email_key, phone, delete_after)
     SELECT appt.id, $18, $19, $20, $21, $22 FROM appt
+), message AS (
+    INSERT INTO outbox_message (kind, appointment_id, language, details, status, created_at,
+        due_at, attempts)
+    SELECT $23, appt.id, $7, '{}'::json, 'queued', $8, $8, 0 FROM appt
+    WHERE $23::varchar IS NOT NULL
 )
 SELECT id FROM appt
 """
 
-# last in the transaction: the row stays locked to commit, so versions are in commit order;
-# with it the booking's message to the citizen, if any ($2: its kind), into the outbox
+# last in the transaction: the row stays locked to commit, so versions are in commit order
 _BUMP = """
-WITH message AS (
-    INSERT INTO outbox_message (kind, appointment_id, language, details, status, created_at,
-        due_at, attempts)
-    SELECT $2, $3, $4, '{}'::json, 'queued', $5, $5, 0 WHERE $2::varchar IS NOT NULL
-)
 INSERT INTO availability_version AS v (location_id, version, rules_version) VALUES ($1, 1, 1)
 ON CONFLICT (location_id) DO UPDATE SET version = v.version + 1
 RETURNING v.version
 """
+
+# the same and the COMMIT in one simple query, a single round trip: PostgreSQL commits right
+# after raising the version, so the row is locked for that and the commit alone. A simple
+# query takes no parameters: the location comes from the booking statement (set_config), and
+# the raised version is kept in the session for RAISED to read after the commit.
+_BUMP_AND_COMMIT = """
+INSERT INTO availability_version AS v (location_id, version, rules_version)
+VALUES (current_setting('aufruf.booking_location'), 1, 1)
+ON CONFLICT (location_id) DO UPDATE SET version = v.version + 1
+RETURNING set_config('aufruf.raised_version', v.version::text, false);
+COMMIT
+"""
+_RAISED = "SELECT current_setting('aufruf.raised_version')::int"
 
 # the version and the claimed places it stands for, read in one snapshot
 _SNAPSHOT = """
@@ -130,11 +148,13 @@ async def book(
     values: dict[str, Any],
     need: dict[str, int],
     contact: dict[str, Any],
+    message: str | None,
 ) -> tuple[int, int, int | None]:
     """The whole booking in one statement but the version: (the address's active
-    appointments, rows claimed, the appointment's id). Nothing is claimed when the address
-    is at `limit`; no appointment is written unless every row was claimed, nor when its code
-    is taken (then the id is None and the claims stand: insert_appointment)."""
+    appointments, rows claimed, the appointment's id), with the outbox `message` (its kind)
+    if any. Nothing is claimed when the address is at `limit`; no appointment is written
+    unless every row was claimed, nor when its code is taken (then the id is None and the
+    claims stand: insert_appointment)."""
     row = await raw.fetchrow(
         _BOOK,
         values["location_id"],
@@ -163,6 +183,7 @@ async def book(
         contact["email_key"],
         contact["phone"],
         contact["delete_after"],
+        message,
     )
     return row[0], row[1], row[2]
 
@@ -173,6 +194,7 @@ async def insert_appointment(
     need: dict[str, int],
     claims: Sequence[tuple[Key, int]],
     contact: dict[str, Any],
+    message: str | None,
 ) -> int | None:
     """Insert the appointment, its services, claims and contact: its id, or None when the
     code is taken (then nothing is written)."""
@@ -200,17 +222,22 @@ async def insert_appointment(
         contact["email_key"],
         contact["phone"],
         contact["delete_after"],
+        message,
     )
     return None if row is None else row[0]
 
 
-async def raise_version(
-    raw: Any, location_id: str, message: tuple[str, int, str, datetime] | None = None
-) -> int:
-    """Raise the location's availability version (call it last: it locks the row to commit),
-    and queue `message` (kind, appointment, language, now) in the outbox with it."""
-    kind, appointment_id, language, now = message or (None, None, None, None)
-    return await raw.fetchval(_BUMP, location_id, kind, appointment_id, language, now)
+async def raise_version(raw: Any, location_id: str) -> int:
+    """Raise the location's availability version (call it last: it locks the row to commit)."""
+    return await raw.fetchval(_BUMP, location_id)
+
+
+async def raise_version_and_commit(raw: Any) -> int:
+    """Raise the version of the location just booked and commit, in one round trip, on a
+    connection whose transaction the caller began itself (Database.own_transaction); the
+    raised version."""
+    await raw.execute(_BUMP_AND_COMMIT)
+    return await raw.fetchval(_RAISED)
 
 
 async def snapshot(
