@@ -124,34 +124,32 @@ def app_dependencies(objects: dict[str, Any]) -> dict[str, Provide]:
     provided: dict[str, Provide] = {}
     previous: str | None = None
     for name, value in objects.items():
-        provided[name] = Provide(_after(previous, value), sync_to_thread=False, use_cache=True)
+
+        def constant(value: Any = value, **_: Any) -> Any:
+            return value
+
+        provided[name] = Provide(
+            _asking_for(previous, constant), sync_to_thread=False, use_cache=True
+        )
         previous = name
-    provided["actor"] = Provide(_after(previous, provide_actor))
+
+    async def actor(request: Request, **_: Any) -> Any:
+        return await provide_actor(request)
+
+    provided["actor"] = Provide(_asking_for(previous, actor, request=Request))
     return provided
 
 
-def _after(previous: str | None, value: Any) -> Any:
-    """A provider of `value` (an object; or, for provide_actor, what it returns) that asks
-    for the dependency `previous` and ignores it."""
-    if value is provide_actor:
-
-        async def provide(request: Request, **_: Any) -> Any:
-            return await provide_actor(request)
-
-        parameters = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY)]
-        annotations: dict[str, Any] = {"request": Request}
-    else:
-
-        def provide(**_: Any) -> Any:
-            return value
-
-        parameters, annotations = [], {}
+def _asking_for(previous: str | None, provider: Any, **parameters: Any) -> Any:
+    """`provider`, signed as taking `parameters` (name -> type) and the dependency
+    `previous`, which it ignores: Litestar reads what a provider needs from its signature."""
     if previous is not None:
-        parameters.append(inspect.Parameter(previous, inspect.Parameter.KEYWORD_ONLY))
-        annotations[previous] = Any
-    provide.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    provide.__annotations__ = {**annotations, "return": Any}
-    return provide
+        parameters[previous] = Any
+    provider.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in parameters]
+    )
+    provider.__annotations__ = {**parameters, "return": Any}
+    return provider
 
 
 def create_app(

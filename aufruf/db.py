@@ -157,10 +157,7 @@ class Database:
                 named = {f"p{i}": value for i, value in enumerate(params, 1)}
                 row = (await conn.execute(statement, named)).first()
                 return None if row is None else tuple(row)
-        if self._raw is None:
-            self._raw = asyncio.ensure_future(self._raw_pool())
-        pool = await asyncio.shield(self._raw)
-        row = await pool.fetchrow(sql, *params)
+        row = await (await self._pool()).fetchrow(sql, *params)
         return None if row is None else tuple(row)
 
     async def commit_row(self, sql: str, *params: Any) -> tuple | None:
@@ -178,10 +175,7 @@ class Database:
         Rolled back when the block raises, committed if the block left it open."""
         if self.is_sqlite:
             raise RuntimeError("own_transaction runs on PostgreSQL only")
-        if self._raw is None:
-            self._raw = asyncio.ensure_future(self._raw_pool())
-        pool = await asyncio.shield(self._raw)
-        async with pool.acquire() as connection:
+        async with (await self._pool()).acquire() as connection:
             await connection.execute("BEGIN")
             try:
                 yield connection
@@ -220,6 +214,12 @@ class Database:
                 entry[0] = None
             if entry[0] is None and entry[1] is None and self._shared.get(key) is entry:
                 del self._shared[key]
+
+    async def _pool(self) -> Any:
+        """The plain asyncpg pool, made at its first use."""
+        if self._raw is None:
+            self._raw = asyncio.ensure_future(self._raw_pool())
+        return await asyncio.shield(self._raw)
 
     async def _raw_pool(self) -> Any:
         import asyncpg

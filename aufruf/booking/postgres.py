@@ -21,20 +21,21 @@ SELECT (SELECT rules_version FROM availability_version WHERE location_id = $1),
 
 # the whole booking when the address is under its limit and every place is free: the count,
 # the claims in key order, the appointment with all it holds (not when its code is taken);
-# the availability version is raised apart, last (its row, locked to commit, is every
+# with $28 the places are held already (a retry under another code): no count, no claims.
+# The availability version is raised apart, last (its row, locked to commit, is every
 # booking's of the location: held for the least time)
 _BOOK = """
 WITH active AS (
     SELECT count(*) AS n
     FROM appointment a JOIN contact c ON c.appointment_id = a.id
-    WHERE $2::varchar IS NOT NULL AND c.email_key = $2
+    WHERE NOT $28 AND $2::varchar IS NOT NULL AND c.email_key = $2
       AND a.status IN ('pending', 'confirmed') AND a.end_at > $3
 ), claimed AS (
     INSERT INTO capacity_usage AS u (location_id, kind, service_id, at, used, capacity)
     SELECT $1, x.kind, x.service_id, x.at, x.n, x.capacity
     FROM unnest($4::varchar[], $5::varchar[], $6::timestamptz[], $7::int[], $8::int[])
          WITH ORDINALITY AS x(kind, service_id, at, n, capacity, i)
-    WHERE (SELECT n FROM active) < $9
+    WHERE NOT $28 AND (SELECT n FROM active) < $9
     ORDER BY x.i
     ON CONFLICT (location_id, kind, service_id, at) DO UPDATE
         SET used = u.used + excluded.used, capacity = excluded.capacity
@@ -44,7 +45,7 @@ WITH active AS (
     INSERT INTO appointment (location_id, start_at, end_at, status, code, nonce, language,
         sequence, created_at, confirmed_at, pending_until, booked_by)
     SELECT $1, $10, $11, $12, $13, $14, $15, 0, $16, $17, $18, $19
-    WHERE (SELECT count(*) FROM claimed) = cardinality($4::varchar[])
+    WHERE $28 OR (SELECT count(*) FROM claimed) = cardinality($4::varchar[])
     ON CONFLICT (code) WHERE status IN ('pending', 'confirmed', 'checked_in') DO NOTHING
     RETURNING id
 ), services AS (
@@ -67,35 +68,6 @@ WITH active AS (
 )
 SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt),
     set_config('aufruf.booking_location', $1, true)
-"""
-
-# the appointment with everything it holds; nothing at all when its code is taken
-_INSERT = """
-WITH appt AS (
-    INSERT INTO appointment (location_id, start_at, end_at, status, code, nonce, language,
-        sequence, created_at, confirmed_at, pending_until, booked_by)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11)
-    ON CONFLICT (code) WHERE status IN ('pending', 'confirmed', 'checked_in') DO NOTHING
-    RETURNING id
-), services AS (
-    INSERT INTO appointment_service (appointment_id, service_id, quantity)
-    SELECT appt.id, x.service_id, x.quantity
-    FROM appt, unnest($12::varchar[], $13::int[]) AS x(service_id, quantity)
-), claims AS (
-    INSERT INTO appointment_claim (appointment_id, kind, service_id, at, n)
-    SELECT appt.id, x.kind, x.service_id, x.at, x.n
-    FROM appt, unnest($14::varchar[], $15::varchar[], $16::timestamptz[], $17::int[])
-         AS x(kind, service_id, at, n)
-), person AS (
-    INSERT INTO contact (appointment_id, name, email, email_key, phone, delete_after)
-    SELECT appt.id, $18, $19, $20, $21, $22 FROM appt
-), message AS (
-    INSERT INTO outbox_message (kind, appointment_id, language, details, status, created_at,
-        due_at, attempts)
-    SELECT $23, appt.id, $7, '{}'::json, 'queued', $8, $8, 0 FROM appt
-    WHERE $23::varchar IS NOT NULL
-)
-SELECT id FROM appt
 """
 
 # last in the transaction: the row stays locked to commit, so versions are in commit order
@@ -149,12 +121,15 @@ async def book(
     need: dict[str, int],
     contact: dict[str, Any],
     message: str | None,
+    *,
+    held: bool = False,
 ) -> tuple[int, int, int | None]:
     """The whole booking in one statement but the version: (the address's active
     appointments, rows claimed, the appointment's id), with the outbox `message` (its kind)
     if any. Nothing is claimed when the address is at `limit`; no appointment is written
     unless every row was claimed, nor when its code is taken (then the id is None and the
-    claims stand: insert_appointment)."""
+    claims stand: call again with another code and `held`, which writes the appointment
+    alone)."""
     row = await raw.fetchrow(
         _BOOK,
         values["location_id"],
@@ -184,47 +159,9 @@ async def book(
         contact["phone"],
         contact["delete_after"],
         message,
+        held,
     )
     return row[0], row[1], row[2]
-
-
-async def insert_appointment(
-    raw: Any,
-    values: dict[str, Any],
-    need: dict[str, int],
-    claims: Sequence[tuple[Key, int]],
-    contact: dict[str, Any],
-    message: str | None,
-) -> int | None:
-    """Insert the appointment, its services, claims and contact: its id, or None when the
-    code is taken (then nothing is written)."""
-    row = await raw.fetchrow(
-        _INSERT,
-        values["location_id"],
-        values["start_at"],
-        values["end_at"],
-        values["status"],
-        values["code"],
-        values["nonce"],
-        values["language"],
-        values["created_at"],
-        values["confirmed_at"],
-        values["pending_until"],
-        values["booked_by"],
-        list(need),
-        list(need.values()),
-        [k for (k, _, _), _ in claims],
-        [s for (_, s, _), _ in claims],
-        [at for (_, _, at), _ in claims],
-        [n for _, n in claims],
-        contact["name"],
-        contact["email"],
-        contact["email_key"],
-        contact["phone"],
-        contact["delete_after"],
-        message,
-    )
-    return None if row is None else row[0]
 
 
 async def raise_version(raw: Any, location_id: str) -> int:

@@ -604,17 +604,24 @@ async def book(
     if raw is not None:
         limit = max_per_email if email_key is not None else NO_LIMIT
         appointment.code = logic.new_code()
+        values = _values(appointment)
         active, claimed, appointment_id = await postgres.book(
-            raw, rows, email_key, now, limit, _values(appointment), need, contact, message
+            raw, rows, email_key, now, limit, values, need, contact, message
         )
         if active >= limit:
             raise _limit_reached(limit)
         if claimed != len(rows):
             raise SlotTaken("This time is no longer available.")
-        if appointment_id is None:  # the code is taken: the claims stand, try other codes
-            await _insert_on_postgres(raw, appointment, need, rows, contact, message)
-        else:
-            appointment.id = appointment_id
+        for _ in range(8):  # while the code is taken: the claims stand, try other codes
+            if appointment_id is not None:
+                break
+            appointment.code = values["code"] = logic.new_code()
+            _, _, appointment_id = await postgres.book(
+                raw, rows, email_key, now, limit, values, need, contact, message, held=True
+            )
+        if appointment_id is None:
+            raise RuntimeError("could not find a free booking code")
+        appointment.id = appointment_id
         make_transient_to_detached(appointment)
         if own is None:
             session.add(appointment)
@@ -632,19 +639,18 @@ async def book(
         session.add_all(_claim_rows(appointment.id, claims))
         session.add(Contact(appointment_id=appointment.id, **contact))
     # the version last: its row, every booking's of the location, is locked only for the commit
-    claimed_rows = [(key, n) for key, n, _ in rows]
     if own is not None:
         version = await postgres.raise_version_and_commit(own)
-        if cache is not None:
-            cache.committed(location_id, version, claimed_rows)
-        return Booked(appointment, need, appointment_token(secret, appointment), rules.timezone)
-    if raw is not None:
+    elif raw is not None:
         version = await postgres.raise_version(raw, location_id)
     else:
         if email is not None:
             queue_message(session, kind, appointment.id, appointment.language, now)
         version = (await bump_versions(session, [location_id]))[location_id]
-    if cache is not None and not session.in_nested_transaction():
+    claimed_rows = [(key, n) for key, n, _ in rows]
+    if cache is not None and own is not None:  # committed already
+        cache.committed(location_id, version, claimed_rows)
+    elif cache is not None and not session.in_nested_transaction():
         session.sync_session.info.setdefault(_COMMITTED, []).append(
             (cache, location_id, version, claimed_rows)
         )
@@ -659,29 +665,6 @@ def _values(appointment: Appointment) -> dict:
             "created_at", "confirmed_at", "pending_until", "booked_by",
         )
     }  # fmt: skip
-
-
-async def _insert_on_postgres(
-    raw,
-    appointment: Appointment,
-    need: dict[str, int],
-    rows,
-    contact: dict,
-    message: str | None,
-    tries: int = 8,
-) -> None:
-    """Insert the appointment with all it holds under a fresh code (unique among active
-    appointments)."""
-    values = _values(appointment)
-    for _ in range(tries):
-        appointment.code = values["code"] = logic.new_code()
-        inserted = await postgres.insert_appointment(
-            raw, values, need, [(key, n) for key, n, _ in rows], contact, message
-        )
-        if inserted is not None:
-            appointment.id = inserted
-            return
-    raise RuntimeError("could not find a free booking code")
 
 
 async def _insert_with_code(

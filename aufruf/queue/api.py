@@ -165,23 +165,17 @@ async def ticket_out(
 
 
 async def created_ticket_out(
-    session: AsyncSession | None,
+    session: AsyncSession,
     ticket: Ticket,
     now: datetime,
     settings: Settings,
     request: Request,
     line: queue.Line | queue.Figures | None = None,
-    drawn: tuple[queue.DrawnJob | None] | None = None,
 ) -> TicketOut:
-    """The answer that creates a ticket: with its secret link and its print job, if any
-    (`drawn`: the job the draw queued, or none, known already)."""
+    """The answer that creates a ticket: with its secret link and its print job, if any."""
     out = await ticket_out(
         session, ticket, now, line=line, secret_for=(settings, public_base(settings, request))
     )
-    if drawn is not None:
-        if drawn[0] is not None:
-            out.print = PrintOut(printer=drawn[0].printer_id, status="queued", job=drawn[0].id)
-        return out
     job = await printing.latest_job(session, ticket.id)
     if job is not None:
         out.print = PrintOut(printer=job.printer_id, status=job.status, job=job.id)
@@ -264,9 +258,12 @@ class TicketController(Controller):
             )
             await events.publish(change.events)
             line = await queue.drawn_figures(db, lines, ticket, change, now)
-            return await created_ticket_out(
-                None, ticket, now, settings, request, line=line, drawn=(job,)
+            out = await ticket_out(  # all it needs is known: no session
+                None, ticket, now, line=line, secret_for=(settings, public_base(settings, request))
             )
+            if job is not None:
+                out.print = PrintOut(printer=job.printer_id, status="queued", job=job.id)
+            return out
         async with db.write() as session:
             ticket = await queue.draw_ticket(
                 session,

@@ -388,24 +388,27 @@ async def _checked_draw(
     source: str,
     rules: QueueRules | None,
 ) -> tuple[DrawRules, list[str], str]:
-    """The draw rules, the services without repeats and the ticket letter; 400 for a service
-    not offered, 409 `closed` when a kiosk may not draw now."""
+    """The draw rules (with `rules` instead of the location's, if given), the services
+    without repeats and the ticket letter; 400 for a service not offered, 409 `closed` when a
+    kiosk may not draw now."""
     draw = await _draw_rules(session, lines, location_id, now)
-    rules = rules or draw.rules
-    unique, letter = _offered_services(draw, services)
-    if source == "kiosk":
-        if rules.cutoff_by_wait:
-            location = await _location(session, location_id)
-            closed = await walk_in_closed_reason(session, location, now, rules, unique)
-        else:
-            closed = replace(draw, rules=rules).closed_reason(now)
+    if rules is not None:
+        draw = replace(draw, rules=rules)
+    unique, letter = _checked_services(draw, services, source, now)
+    if source == "kiosk" and draw.rules.cutoff_by_wait:
+        location = await _location(session, location_id)
+        closed = await walk_in_closed_reason(session, location, now, draw.rules, unique)
         if closed:
             raise Conflict(closed, reason="closed")
     return draw, unique, letter
 
 
-def _offered_services(draw: DrawRules, services: list[str]) -> tuple[list[str], str]:
-    """The services without repeats and the ticket letter; 400 for a service not offered."""
+def _checked_services(
+    draw: DrawRules, services: list[str], source: str, now: datetime
+) -> tuple[list[str], str]:
+    """The services without repeats and the ticket letter; 400 for a service not offered,
+    409 `closed` when the opening hours keep a kiosk from drawing now (the cut-off by
+    estimated wait needs the line: _checked_draw)."""
     unique = list(dict.fromkeys(services))
     if not unique:
         raise InvalidInput("Choose at least one service.", field="services")
@@ -414,6 +417,9 @@ def _offered_services(draw: DrawRules, services: list[str]) -> tuple[list[str], 
             raise InvalidInput(
                 f"The service {service_id!r} is not offered here.", field=f"services[{index}]"
             )
+    if source == "kiosk" and not draw.rules.cutoff_by_wait:
+        if closed := draw.closed_reason(now):
+            raise Conflict(closed, reason="closed")
     letter = draw.offered[min(unique, key=lambda s: draw.offered[s][0])][1]
     return unique, letter
 
@@ -450,9 +456,7 @@ async def draw_ticket_at_once(
                 session, lines, location_id, now, services, source, None
             )
     else:
-        unique, letter = _offered_services(draw, services)
-        if source == "kiosk" and (closed := draw.closed_reason(now)):
-            raise Conflict(closed, reason="closed")
+        unique, letter = _checked_services(draw, services, source, now)
     printer = draw.printers.get(kiosk_id) if kiosk_id is not None else None
     job = None
     if printer is not None:
