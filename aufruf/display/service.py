@@ -77,23 +77,15 @@ async def waiting_shapes(
     session: AsyncSession, location_id: str, now: datetime
 ) -> tuple[queue.Figures, dict[int, dict[str, Any]]]:
     """The location's figures and its waiting tickets in call order, each in the one ticket
-    shape plus arrival and last call; read as plain rows (loading a thousand ticket objects for
-    every event would cost more than all the rest). Tickets of appointments, a few, go through
-    ticket_out for their appointment part; a ticket called between the reads is left out."""
-    found = await queue.figures(session, location_id, now)
-    rows = {
-        row.id: row
-        for row in await session.execute(
-            select(
-                Ticket.id, Ticket.number, Ticket.arrived_at, Ticket.called_at, Ticket.appointment_id
-            ).where(Ticket.location_id == location_id, Ticket.status == "waiting")
-        )
-    }
+    shape plus arrival and last call; read as plain rows, once (loading a thousand ticket
+    objects for every event would cost more than all the rest). Tickets of appointments, a
+    few, go through ticket_out for their appointment part."""
+    rows = {row.id: row for row in await queue.waiting_rows(session, location_id)}
+    found = await queue.figures(session, location_id, now, rows=list(rows.values()))
     shapes: dict[int, dict[str, Any]] = {}
+    ahead, minutes = found.people_ahead, found.wait_minutes
     for ticket_id in found.order:
-        row = rows.get(ticket_id)
-        if row is None:
-            continue
+        row = rows[ticket_id]
         if row.appointment_id is not None:
             ticket = await queue.get_ticket(session, ticket_id)
             shape = msgspec.to_builtins(await ticket_out(session, ticket, now, line=found))
@@ -104,9 +96,9 @@ async def waiting_shapes(
             "number": row.number,
             "status": "waiting",
             "location": location_id,
-            "services": list(found.services[ticket_id]),
-            "people_ahead": found.people_ahead.get(ticket_id),
-            "estimated_wait_minutes": found.wait_minutes.get(ticket_id),
+            "services": row.services,
+            "people_ahead": ahead.get(ticket_id),
+            "estimated_wait_minutes": minutes.get(ticket_id),
             "counter": None,
             "arrived_at": row.arrived_at.isoformat(),
             "called_at": row.called_at.isoformat() if row.called_at else None,

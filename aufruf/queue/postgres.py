@@ -105,3 +105,16 @@ async def draw_ticket(
         json.dumps(services), actor, *job,
     )  # fmt: skip
     return row[0], row[1], row[2], row[3]
+
+
+# the waiting tickets of a location, one row per ticket (service.WaitingRow)
+WAITING = """
+SELECT t.id, t.number, t.arrived_at, t.called_at, t.priority, t.appointment_id, a.start_at,
+    array_agg(s.service_id ORDER BY s.service_id)
+FROM ticket t
+JOIN ticket_service s ON s.ticket_id = t.id
+LEFT JOIN appointment a ON a.id = t.appointment_id
+WHERE t.location_id = $1 AND t.status = 'waiting'
+GROUP BY t.id, a.start_at
+ORDER BY t.id
+"""

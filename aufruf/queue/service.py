@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, func, select, update
@@ -860,12 +860,13 @@ async def figures(
     rules: QueueRules | None = None,
     *,
     newcomer: list[str] | None = None,
+    rows: list[WaitingRow] | None = None,
 ) -> Figures:
-    """People ahead and estimated waits of every waiting ticket (read as plain rows). With
-    `newcomer` (services), the estimate also includes a ticket drawn now for them, under the
-    id NEWCOMER (behind everyone who arrived at the same instant)."""
+    """People ahead and estimated waits of every waiting ticket (read as plain rows, or
+    given as `rows`). With `newcomer` (services), the estimate also includes a ticket drawn
+    now for them, under the id NEWCOMER (behind everyone who arrived at the same instant)."""
     rules = await rules_at(session, location_id, rules)
-    waiting, services = await _waiting(session, location_id)
+    waiting, services = await _waiting(session, location_id, rows)
     desks = await _desks(session, location_id)
     ordered = logic.call_order(waiting.values(), now, rules.order)
     ahead = logic.people_ahead(waiting.values(), desks, now, rules.order)
@@ -1069,16 +1070,40 @@ async def call_next(
     return chosen
 
 
-async def _waiting(
-    session: AsyncSession, location_id: str
-) -> tuple[dict[int, logic.Waiting], dict[int, list[str]]]:
-    """The location's waiting tickets as the call order sees them, and their services, read
-    in one statement (two could disagree when a ticket is called between them)."""
+class WaitingRow(NamedTuple):
+    """A waiting ticket as the line and the live views read it (a tuple: a thousand are made
+    for every call and every live update)."""
+
+    id: int
+    number: str
+    arrived_at: datetime
+    called_at: datetime | None
+    priority: int
+    appointment_id: int | None
+    appointment_at: datetime | None
+    services: list[str]  # sorted
+
+    def as_waiting(self) -> logic.Waiting:
+        return logic.Waiting(
+            self.id, frozenset(self.services), self.arrived_at, self.priority, self.appointment_at
+        )
+
+
+async def waiting_rows(session: AsyncSession, location_id: str) -> list[WaitingRow]:
+    """The location's waiting tickets by id, read in one statement (two could disagree when a
+    ticket is called between them); on PostgreSQL as plain SQL, one row per ticket (a
+    thousand waiting tickets are read for every call and every live update)."""
+    raw = await driver_connection(session)
+    if raw is not None:
+        return [WaitingRow._make(row) for row in await raw.fetch(postgres.WAITING, location_id)]
     rows = await session.execute(
         select(
             Ticket.id,
+            Ticket.number,
             Ticket.arrived_at,
+            Ticket.called_at,
             Ticket.priority,
+            Ticket.appointment_id,
             Appointment.start_at,
             TicketService.service_id,
         )
@@ -1087,16 +1112,23 @@ async def _waiting(
         .where(Ticket.location_id == location_id, Ticket.status == "waiting")
         .order_by(Ticket.id, TicketService.service_id)
     )
-    services: dict[int, list[str]] = defaultdict(list)
-    first: dict[int, tuple] = {}
-    for ticket_id, arrived_at, priority, start_at, service_id in rows:
-        services[ticket_id].append(service_id)
-        first.setdefault(ticket_id, (arrived_at, priority, start_at))
-    waiting = {
-        i: logic.Waiting(i, frozenset(services[i]), arrived, priority, start)
-        for i, (arrived, priority, start) in first.items()
-    }
-    return waiting, services
+    found: dict[int, WaitingRow] = {}
+    for *ticket, service_id in rows:
+        row = found.get(ticket[0])
+        if row is None:
+            row = found[ticket[0]] = WaitingRow(*ticket, [])
+        row.services.append(service_id)
+    return list(found.values())
+
+
+async def _waiting(
+    session: AsyncSession, location_id: str, rows: list[WaitingRow] | None = None
+) -> tuple[dict[int, logic.Waiting], dict[int, list[str]]]:
+    """The location's waiting tickets as the call order sees them, and their services (from
+    `rows` when the caller has read them)."""
+    if rows is None:
+        rows = await waiting_rows(session, location_id)
+    return {row.id: row.as_waiting() for row in rows}, {row.id: row.services for row in rows}
 
 
 async def _current(
