@@ -176,9 +176,9 @@ class AppointmentController(Controller):
             async with db.write() as session:
                 booked = await service.book(session, settings.secret_key, now, booking, **options)
         else:  # the booking commits as it raises the version (service.book)
-            async with db.read() as session, db.own_transaction() as own:
+            async with db.own_transaction() as own:
                 booked = await service.book(
-                    session, settings.secret_key, now, booking, own=own, **options
+                    None, settings.secret_key, now, booking, own=own, db=db, **options
                 )
         appointment, zone = booked.appointment, ZoneInfo(booked.timezone)
         return AppointmentOut(

@@ -87,6 +87,7 @@ class AvailabilityCache:
 
     limit = 4096  # answers per location
     pending_limit = 1024  # committed bookings waiting for the versions before them
+    texts_limit = 65536  # texts of starts per location
 
     def __init__(self) -> None:
         self.rules: dict[str, Rules] = {}
@@ -95,12 +96,22 @@ class AvailabilityCache:
         self.loading: dict[str, asyncio.Future[State]] = {}
         self.readers: dict[str, VersionReader] = {}
         self.pending: dict[str, dict[int, list[tuple[Key, int]]]] = {}
+        # per location and zone: the text of each start given out (recomputing a day after a
+        # booking would otherwise format all its starts again)
+        self.texts: dict[str, tuple[ZoneInfo, dict[datetime, str]]] = {}
 
     def reader(self, db: Database, location_id: str) -> VersionReader:
         reader = self.readers.get(location_id)
         if reader is None:
             reader = self.readers[location_id] = VersionReader(db, location_id)
         return reader
+
+    def texts_of(self, location_id: str, zone: ZoneInfo) -> dict[datetime, str]:
+        """The known texts of starts at a location, in its zone `zone`."""
+        kept = self.texts.get(location_id)
+        if kept is None or kept[0] != zone or len(kept[1]) > self.texts_limit:
+            kept = self.texts[location_id] = (zone, {})
+        return kept[1]
 
     def answer(self, location_id: str, key: tuple) -> Computed | None:
         return self.answers.get(location_id, {}).get(key)

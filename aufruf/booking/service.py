@@ -93,7 +93,8 @@ async def availability(
     key = (tuple(sorted(need.items())), first, last)
     computed = cache.answer(location_id, key)
     if computed is None or computed.version != state.version or computed.today != state.known.first:
-        computed = _free_from(state, location_id, now, need, first, last)
+        texts = cache.texts_of(location_id, state.known.rules.zone)
+        computed = _free_from(state, location_id, now, need, first, last, texts)
         cache.remember(location_id, key, computed)
     return computed.cut(location_id, now)
 
@@ -105,7 +106,10 @@ def _free_from(
     need: Mapping[str, int],
     first: date | None,
     last: date | None,
+    texts: dict[datetime, str] | None = None,
 ) -> Computed:
+    """The free starts from `state`; `texts` (start -> its text in the location's zone) are
+    taken and kept in, when given."""
     rules = state.known.rules
     _check_need(rules, location_id, need, "service")
     days = logic.bookable_days(rules, now, first, last)
@@ -129,10 +133,21 @@ def _free_from(
         zone=zone,
         lead=timedelta(minutes=rules.lead_minutes),
         days=[
-            Day(day, starts, [s.astimezone(zone).isoformat() for s in starts])
-            for day, starts in sorted(free.items())
+            Day(day, starts, _texts(starts, zone, texts)) for day, starts in sorted(free.items())
         ],
     )
+
+
+def _texts(starts: list[datetime], zone: ZoneInfo, known: dict[datetime, str] | None) -> list[str]:
+    if known is None:
+        return [s.astimezone(zone).isoformat() for s in starts]
+    texts = []
+    for start in starts:
+        text = known.get(start)
+        if text is None:
+            text = known[start] = start.astimezone(zone).isoformat()
+        texts.append(text)
+    return texts
 
 
 async def _state_at_least(
@@ -282,17 +297,24 @@ async def _load_rules(
 
 
 async def _known_rules(
-    session: AsyncSession,
+    session: AsyncSession | None,
     cache: AvailabilityCache | None,
     location_id: str,
     now: datetime,
     rules_version: int,
+    db: Database | None = None,
 ) -> Rules:
-    """The rules of a location, from the cache while its rules version is `rules_version`."""
+    """The rules of a location, from the cache while its rules version is `rules_version`;
+    else read in `session` (without one, in a read session of `db` opened for it)."""
     cached = cache.rules.get(location_id) if cache is not None else None
     if cached is not None and cached.version == rules_version and cached.current(now):
         return cached
-    known = await _load_rules(session, location_id, now, rules_version)
+    if session is None:
+        assert db is not None
+        async with db.read() as reading:
+            known = await _load_rules(reading, location_id, now, rules_version)
+    else:
+        known = await _load_rules(session, location_id, now, rules_version)
     if cache is not None:
         cache.rules[location_id] = known
     return known
@@ -528,7 +550,7 @@ async def _check_email_limit(
 
 
 async def book(
-    session: AsyncSession,
+    session: AsyncSession | None,
     secret: str,
     now: datetime,
     request: BookingRequest,
@@ -537,11 +559,13 @@ async def book(
     retention_days: int = 7,
     cache: AvailabilityCache | None = None,
     own: Any | None = None,
+    db: Database | None = None,
 ) -> Booked:
     """Create an appointment and claim its places, in the caller's transaction; or, with
     `own` (PostgreSQL: a connection in a transaction of the caller's own,
     Database.own_transaction), in that transaction, which it commits as it raises the
-    version, in one round trip ( `session` then only reads rules the cache lacks).
+    version, in one round trip (then `session` is None, and rules the cache lacks are read
+    in a read session of `db`).
 
     On PostgreSQL it is a few statements on the session's connection (the address's lock with
     the rules version; the address's count, the claims and the appointment with all it holds
@@ -557,6 +581,8 @@ async def book(
         )
     location_id = request.location
     email_key = email.lower() if email is not None and not request.by_staff else None
+    if own is None and session is None:
+        raise TypeError("book needs a session or its own transaction")
     raw = own if own is not None else await driver_connection(session)
     if raw is not None:
         rules_version = await postgres.lock_email_and_read_rules_version(
@@ -564,7 +590,7 @@ async def book(
         )
     else:
         rules_version = await _rules_version(session, location_id)
-    known = await _known_rules(session, cache, location_id, now, rules_version)
+    known = await _known_rules(session, cache, location_id, now, rules_version, db)
     rules = known.rules
     _check_need(rules, location_id, need, "services")
     try:
