@@ -170,13 +170,13 @@ class Database:
 
     @asynccontextmanager
     async def own_transaction(self) -> AsyncIterator[Any]:
-        """PostgreSQL only: a plain asyncpg connection in a transaction begun here, for a hot
-        path that commits it itself as it sends its last statement (one round trip for both).
-        Rolled back when the block raises, committed if the block left it open."""
+        """PostgreSQL only: a plain asyncpg connection for a hot path that begins a transaction
+        itself (its BEGIN sent with its first statements, in one simple query) and commits it
+        as it sends its last statement (one round trip for both). Rolled back when the block
+        raises, committed if the block left it open."""
         if self.is_sqlite:
             raise RuntimeError("own_transaction runs on PostgreSQL only")
         async with (await self._pool()).acquire() as connection:
-            await connection.execute("BEGIN")
             try:
                 yield connection
             except BaseException:

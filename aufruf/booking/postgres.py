@@ -8,6 +8,7 @@ version is raised in it, its row locked to commit, so versions are in commit ord
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,16 +17,37 @@ RULES_VERSION = "SELECT rules_version FROM availability_version WHERE location_i
 
 _LOCK_AND_RULES = """
 SELECT (SELECT rules_version FROM availability_version WHERE location_id = $1),
-       (SELECT 1 FROM pg_advisory_xact_lock(hashtext($2)) WHERE $2::varchar IS NOT NULL)
+       (SELECT 1 FROM pg_advisory_xact_lock($2::bigint) WHERE $2::bigint IS NOT NULL)
 """
+
+
+def email_lock_key(email_key: str) -> int:
+    """The advisory lock that serialises the bookings of one address (a signed 64-bit number,
+    the same on every instance)."""
+    digest = hashlib.blake2b(email_key.encode(), digest_size=8, person=b"aufruf-email").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def begin_and_lock(email_key: str | None) -> str:
+    """BEGIN and, with `email_key`, the address's lock (held to commit) as one simple query, a
+    single round trip (a simple query takes no parameters: the lock's key is a number)."""
+    if email_key is None:
+        return "BEGIN"
+    return f"BEGIN; SELECT pg_advisory_xact_lock({email_lock_key(email_key)})"
+
 
 # the whole booking when the address is under its limit and every place is free: the count,
 # the claims in key order, the appointment with all it holds (not when its code is taken);
-# with $28 the places are held already (a retry under another code): no count, no claims.
+# with $28 the places are held already (a retry under another code): no count, no claims;
+# with $29, nothing is claimed unless the location's rules version is still $29 (the rules
+# the claims were made from, cached by the instance).
 # The availability version is raised apart, last (its row, locked to commit, is every
 # booking's of the location: held for the least time)
 _BOOK = """
-WITH active AS (
+WITH rules AS (
+    SELECT coalesce(max(rules_version), 0) AS rules_version
+    FROM availability_version WHERE location_id = $1
+), active AS (
     SELECT count(*) AS n
     FROM appointment a JOIN contact c ON c.appointment_id = a.id
     WHERE NOT $28 AND $2::varchar IS NOT NULL AND c.email_key = $2
@@ -36,6 +58,7 @@ WITH active AS (
     FROM unnest($4::varchar[], $5::varchar[], $6::timestamptz[], $7::int[], $8::int[])
          WITH ORDINALITY AS x(kind, service_id, at, n, capacity, i)
     WHERE NOT $28 AND (SELECT n FROM active) < $9
+      AND ($29::int IS NULL OR (SELECT rules_version FROM rules) = $29)
     ORDER BY x.i
     ON CONFLICT (location_id, kind, service_id, at) DO UPDATE
         SET used = u.used + excluded.used, capacity = excluded.capacity
@@ -67,7 +90,7 @@ WITH active AS (
     WHERE $27::varchar IS NOT NULL
 )
 SELECT (SELECT n FROM active), (SELECT count(*) FROM claimed), (SELECT id FROM appt),
-    set_config('aufruf.booking_location', $1, true)
+    (SELECT rules_version FROM rules), set_config('aufruf.booking_location', $1, true)
 """
 
 # last in the transaction: the row stays locked to commit, so versions are in commit order
@@ -107,7 +130,8 @@ async def lock_email_and_read_rules_version(
 ) -> int:
     """The location's rules version; with `email_key`, the address's booking lock is taken
     first (held to commit), so two bookings of one address cannot both pass its limit."""
-    row = await raw.fetchrow(_LOCK_AND_RULES, location_id, email_key)
+    key = email_lock_key(email_key) if email_key is not None else None
+    row = await raw.fetchrow(_LOCK_AND_RULES, location_id, key)
     return row[0] or 0
 
 
@@ -123,10 +147,12 @@ async def book(
     message: str | None,
     *,
     held: bool = False,
-) -> tuple[int, int, int | None]:
+    rules_version: int | None = None,
+) -> tuple[int, int, int | None, int]:
     """The whole booking in one statement but the version: (the address's active
-    appointments, rows claimed, the appointment's id), with the outbox `message` (its kind)
-    if any. Nothing is claimed when the address is at `limit`; no appointment is written
+    appointments, rows claimed, the appointment's id, the location's rules version), with the
+    outbox `message` (its kind) if any. Nothing is claimed when the address is at `limit`, nor
+    (given `rules_version`) when the rules version is another; no appointment is written
     unless every row was claimed, nor when its code is taken (then the id is None and the
     claims stand: call again with another code and `held`, which writes the appointment
     alone)."""
@@ -160,8 +186,9 @@ async def book(
         contact["delete_after"],
         message,
         held,
+        rules_version,
     )
-    return row[0], row[1], row[2]
+    return row[0], row[1], row[2], row[3]
 
 
 async def raise_version(raw: Any, location_id: str) -> int:

@@ -534,7 +534,8 @@ async def _check_email_limit(
 ) -> None:
     if session.bind.dialect.name == "postgresql":
         # serialise bookings of one address, so two at once cannot both pass the count
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(email_key))))
+        key = postgres.email_lock_key(email_key)
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
     active = await session.scalar(
         select(func.count())
         .select_from(Appointment)
@@ -547,6 +548,14 @@ async def _check_email_limit(
     )
     if (active or 0) >= limit:
         raise _limit_reached(limit)
+
+
+class _RulesChanged(Exception):
+    """The booking statement found another rules version than the cached one it was made
+    with: nothing was claimed."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
 
 
 async def book(
@@ -562,16 +571,41 @@ async def book(
     db: Database | None = None,
 ) -> Booked:
     """Create an appointment and claim its places, in the caller's transaction; or, with
-    `own` (PostgreSQL: a connection in a transaction of the caller's own,
-    Database.own_transaction), in that transaction, which it commits as it raises the
-    version, in one round trip (then `session` is None, and rules the cache lacks are read
-    in a read session of `db`).
+    `own` (PostgreSQL: a plain connection of the caller's own, Database.own_transaction), in
+    a transaction begun here, which it commits as it raises the version (then `session` is
+    None, and rules the cache lacks are read in a read session of `db`).
 
     On PostgreSQL it is a few statements on the session's connection (the address's lock with
     the rules version; the address's count, the claims and the appointment with all it holds
     in one; the outbox message; the raised version, last); the portable path says the same
-    with the ORM.
+    with the ORM. With `own` it is four round trips: BEGIN with the address's lock; the
+    booking statement, which also checks that the rules the instance cached still hold; the
+    raised version with the COMMIT; the raised version read back.
     With `cache`, the instance's availability takes the claims in once they are committed."""
+    options: dict[str, Any] = dict(
+        max_per_email=max_per_email, retention_days=retention_days, cache=cache, own=own, db=db
+    )
+    try:
+        return await _book(session, secret, now, request, None, **options)
+    except _RulesChanged as changed:  # nothing claimed: again, with the rules read afresh
+        return await _book(session, secret, now, request, changed.version, **options)
+
+
+async def _book(
+    session: AsyncSession | None,
+    secret: str,
+    now: datetime,
+    request: BookingRequest,
+    rules_version: int | None,
+    *,
+    max_per_email: int,
+    retention_days: int,
+    cache: AvailabilityCache | None,
+    own: Any | None,
+    db: Database | None,
+) -> Booked:
+    """book(); `rules_version` is given when a first try found the cached rules outdated (in
+    the transaction it began: the second try checks no cached rules)."""
     name, email, phone = _validate_person(request)
     need = logic.need_of(request.services)
     start = request.start
@@ -584,12 +618,21 @@ async def book(
     if own is None and session is None:
         raise TypeError("book needs a session or its own transaction")
     raw = own if own is not None else await driver_connection(session)
-    if raw is not None:
+    checked = None  # the cached rules version the booking statement checks (with `own`)
+    if own is not None and rules_version is None:
+        await own.execute(postgres.begin_and_lock(email_key))
+        cached = cache.rules.get(location_id) if cache is not None else None
+        if cached is not None and cached.current(now):
+            rules_version = checked = cached.version
+        else:
+            rules_version = await own.fetchval(postgres.RULES_VERSION, location_id) or 0
+    elif own is None and raw is not None:
         rules_version = await postgres.lock_email_and_read_rules_version(
             raw, location_id, email_key
         )
-    else:
+    elif raw is None:
         rules_version = await _rules_version(session, location_id)
+    assert rules_version is not None
     known = await _known_rules(session, cache, location_id, now, rules_version, db)
     rules = known.rules
     _check_need(rules, location_id, need, "services")
@@ -631,9 +674,11 @@ async def book(
         limit = max_per_email if email_key is not None else NO_LIMIT
         appointment.code = logic.new_code()
         values = _values(appointment)
-        active, claimed, appointment_id = await postgres.book(
-            raw, rows, email_key, now, limit, values, need, contact, message
+        active, claimed, appointment_id, found = await postgres.book(
+            raw, rows, email_key, now, limit, values, need, contact, message, rules_version=checked
         )
+        if checked is not None and found != checked:
+            raise _RulesChanged(found)
         if active >= limit:
             raise _limit_reached(limit)
         if claimed != len(rows):
@@ -642,7 +687,7 @@ async def book(
             if appointment_id is not None:
                 break
             appointment.code = values["code"] = logic.new_code()
-            _, _, appointment_id = await postgres.book(
+            _, _, appointment_id, _ = await postgres.book(
                 raw, rows, email_key, now, limit, values, need, contact, message, held=True
             )
         if appointment_id is None:

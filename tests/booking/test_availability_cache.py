@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import httpx
+from sqlalchemy import func, select
 
 from aufruf.app import create_app
-from aufruf.booking.service import VersionReader
+from aufruf.booking.model import Appointment, CapacityUsage
+from aufruf.booking.service import VersionReader, bump_versions
 from aufruf.db import Database
+from aufruf.offices.model import Closure
 from tests.builders import a_location
 from tests.conftest import running
 
+TUESDAY = date(2026, 11, 24)
 TUESDAY_0900 = "2026-11-24T09:00:00+01:00"
 QUERY = {"location": "amt", "service": "pass", "from": "2026-11-24", "to": "2026-11-24"}
 
@@ -90,3 +95,29 @@ async def test_a_request_never_uses_a_version_read_that_began_before_it_arrived(
     await db.let_one_read_finish()
     assert [await t for t in late] == [2] * 5
     assert db.reads == 2  # the five late requests shared one read
+
+
+def a_booking(start: str, email: str) -> dict:
+    return {"location": "amt", "services": ["pass"], "start": start, "name": "E", "email": email}
+
+
+async def test_a_booking_follows_rules_changed_elsewhere_after_this_instance_cached_them(
+    db, client
+):
+    await a_location(db, places=1)
+    first = await client.post("/api/v1/appointments", json=a_booking(TUESDAY_0900, "a@x.org"))
+    assert first.status_code == 201  # the instance has the rules cached now
+    async with db.write() as session:  # another instance closes Tuesday (an import)
+        session.add(Closure(location_id="amt", first_day=TUESDAY, last_day=TUESDAY))
+        await bump_versions(session, ["amt"], rules=True)
+
+    refused = await client.post(
+        "/api/v1/appointments", json=a_booking("2026-11-24T09:30:00+01:00", "b@x.org")
+    )
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["extra"][0]["key"] == "start"
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Appointment)) == 1
+        claimed = await session.scalar(select(func.sum(CapacityUsage.used)))
+    assert claimed == 1  # only the first booking's one slot
