@@ -33,6 +33,9 @@ from aufruf.queue.model import QueueEvent, Ticket
 # a view older than this is recomputed for a new socket even without an event: waits and
 # estimates move with the clock
 MAX_AGE_SECONDS = 30.0
+# a view's waiting line is brought up to date from the previous view's by the tickets the
+# events in between name; it is read whole again when the last whole read is older than this
+WHOLE_LINE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class LocationView:
     # serving) in the one ticket shape, by id; and the last calls up to `seq`, newest first
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # the waiting tickets it was made from, by id, and when they were last read whole
+    # (time.monotonic()): for the next view
+    rows: dict[int, queue.WaitingRow] = field(default_factory=dict)
+    rows_read: float = 0.0
 
     def counter_message(self, counter_id: str) -> dict[str, Any] | None:
         """The state message of one counter (None if the counter is gone or inactive)."""
@@ -74,13 +81,12 @@ def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
 
 
 async def waiting_shapes(
-    session: AsyncSession, location_id: str, now: datetime
+    session: AsyncSession, location_id: str, now: datetime, rows: dict[int, queue.WaitingRow]
 ) -> tuple[queue.Figures, dict[int, dict[str, Any]]]:
-    """The location's figures and its waiting tickets in call order, each in the one ticket
-    shape plus arrival and last call; read as plain rows, once (loading a thousand ticket
+    """The location's figures and its waiting tickets (`rows`) in call order, each in the one
+    ticket shape plus arrival and last call; made from plain rows (loading a thousand ticket
     objects for every event would cost more than all the rest). Tickets of appointments, a
     few, go through ticket_out for their appointment part."""
-    rows = {row.id: row for row in await queue.waiting_rows(session, location_id)}
     found = await queue.figures(session, location_id, now, rows=list(rows.values()))
     shapes: dict[int, dict[str, Any]] = {}
     ahead, minutes = found.people_ahead, found.wait_minutes
@@ -106,10 +112,24 @@ async def waiting_shapes(
     return found, shapes
 
 
-async def location_view(session: AsyncSession, location_id: str, now: datetime) -> LocationView:
+async def location_view(
+    session: AsyncSession, location_id: str, now: datetime, known: LocationView | None = None
+) -> LocationView:
+    """The location's view, read in `session` (one snapshot); the waiting line from `known`'s
+    (an earlier view of the location) and the tickets changed since, while `known` read it
+    whole less than WHOLE_LINE_SECONDS ago."""
     # the seq first: whatever is read after it reflects at least the events up to it
     seq = await queue.current_seq(session, location_id)
-    line, tickets = await waiting_shapes(session, location_id, now)
+    read = time.monotonic()
+    if known is not None and read - known.rows_read < WHOLE_LINE_SECONDS:
+        waiting, whole = await queue.waiting_rows_after(
+            session, location_id, known.rows, known.seq, seq
+        )
+        read = read if whole else known.rows_read
+    else:
+        waiting = await queue.waiting_rows(session, location_id)
+    rows = {row.id: row for row in waiting}
+    line, tickets = await waiting_shapes(session, location_id, now, rows)
     wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
@@ -137,6 +157,8 @@ async def location_view(session: AsyncSession, location_id: str, now: datetime) 
         computed=time.monotonic(),
         tickets=open_tickets,
         calls=await last_calls(session, location_id, seq),
+        rows=rows,
+        rows_read=read,
     )
 
 
@@ -226,7 +248,8 @@ class LocationViews:
                 # one snapshot for the whole view: under READ COMMITTED a call committed
                 # between two reads tore it (a counter's current ticket still "waiting")
                 await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            view = await location_view(session, location_id, self.clock.now())
+            known = self._latest.get(location_id)
+            view = await location_view(session, location_id, self.clock.now(), known)
         latest = self._latest.get(location_id)
         if latest is None or view.seq >= latest.seq:
             self._latest[location_id] = view

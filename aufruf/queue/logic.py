@@ -144,7 +144,7 @@ def people_ahead(
     reactivated ticket; or when counters are reconfigured.
     """
     order = call_order(waiting, now, rules)
-    lines = _ahead_in_lines(order, {d.services for d in desks}, lambda _t: 1)
+    lines = _ahead_in_lines(order, {d.services for d in desks}, lambda _services: 1)
     return {
         t.id: int(min(lines[t.id].values())) if lines[t.id] else position
         for position, t in enumerate(order)
@@ -175,22 +175,30 @@ def estimated_wait_minutes(
     order = call_order(waiting, now, rules)
     open_desks = [d for d in desks if d.open]
     lines = _ahead_in_lines(
-        order, {d.services for d in open_desks}, lambda t: _minutes(t.services, service_minutes)
+        order,
+        {d.services for d in open_desks},
+        lambda services: _minutes(services, service_minutes),
     )
     in_progress = {
         d.id: _remaining(serving[d.id], now, service_minutes)
         for d in open_desks
         if serving and d.id in serving
     }
+    # per service set of a ticket (a few sets for a whole line): the open counters able to
+    # serve it and the work in progress at them
+    sharing: dict[frozenset[str], tuple[int, float]] = {}
+    for services in {t.services for t in order}:
+        able = [d for d in open_desks if services <= d.services]
+        sharing[services] = (len(able), sum(in_progress.get(d.id, 0.0) for d in able))
     estimates: dict[int, int | None] = {}
     for t in order:
-        able = [d for d in open_desks if can_serve(d.services, t)]
-        if not able:
+        counters, busy = sharing[t.services]
+        if not counters:
             estimates[t.id] = None
             continue
-        work = min(lines[t.id].values()) + sum(in_progress.get(d.id, 0.0) for d in able)
+        work = min(lines[t.id].values()) + busy
         # a hair below a whole minute from float sums is that minute, not the next
-        estimates[t.id] = max(0, math.ceil(work / len(able) - 1e-9))
+        estimates[t.id] = max(0, math.ceil(work / counters - 1e-9))
     return estimates
 
 
@@ -227,17 +235,22 @@ def rolling_service_minutes(
 def _ahead_in_lines(
     order: Sequence[Waiting],
     desk_services: Iterable[frozenset[str]],
-    weight: Callable[[Waiting], float],
+    weight: Callable[[frozenset[str]], float],
 ) -> dict[int, dict[frozenset[str], float]]:
-    """Per ticket id, per counter service set able to serve it: the weight of the tickets
-    before it in that counter's line."""
+    """Per ticket id, per counter service set able to serve it: the weight (of a ticket's
+    services) of the tickets before it in that counter's line."""
     ahead: dict[int, dict[frozenset[str], float]] = {t.id: {} for t in order}
-    for services in desk_services:
+    kinds = {t.services for t in order}
+    weights: dict[frozenset[str], float] = {}
+    for desk in desk_services:
+        served = {services for services in kinds if services <= desk}
+        for services in served - weights.keys():
+            weights[services] = weight(services)
         total = 0.0
         for t in order:
-            if can_serve(services, t):
-                ahead[t.id][services] = total
-                total += weight(t)
+            if t.services in served:
+                ahead[t.id][desk] = total
+                total += weights[t.services]
     return ahead
 
 

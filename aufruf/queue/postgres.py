@@ -118,3 +118,4 @@ WHERE t.location_id = $1 AND t.status = 'waiting'
 GROUP BY t.id, a.start_at
 ORDER BY t.id
 """
+WAITING_AMONG = WAITING.replace("t.status = 'waiting'", "t.status = 'waiting' AND t.id = ANY($2)")

@@ -5,7 +5,7 @@ held to commit, so commit order is seq order); the caller publishes the events a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -1089,14 +1089,20 @@ class WaitingRow(NamedTuple):
         )
 
 
-async def waiting_rows(session: AsyncSession, location_id: str) -> list[WaitingRow]:
-    """The location's waiting tickets by id, read in one statement (two could disagree when a
-    ticket is called between them); on PostgreSQL as plain SQL, one row per ticket (a
-    thousand waiting tickets are read for every call and every live update)."""
+async def waiting_rows(
+    session: AsyncSession, location_id: str, only: Collection[int] | None = None
+) -> list[WaitingRow]:
+    """The location's waiting tickets by id (with `only`, those of them with these ids), read
+    in one statement (two could disagree when a ticket is called between them); on PostgreSQL
+    as plain SQL, one row per ticket (a thousand waiting tickets are read for every call)."""
     raw = await driver_connection(session)
     if raw is not None:
-        return [WaitingRow._make(row) for row in await raw.fetch(postgres.WAITING, location_id)]
-    rows = await session.execute(
+        if only is None:
+            fetched = await raw.fetch(postgres.WAITING, location_id)
+        else:
+            fetched = await raw.fetch(postgres.WAITING_AMONG, location_id, list(only))
+        return [WaitingRow._make(row) for row in fetched]
+    query = (
         select(
             Ticket.id,
             Ticket.number,
@@ -1112,13 +1118,48 @@ async def waiting_rows(session: AsyncSession, location_id: str) -> list[WaitingR
         .where(Ticket.location_id == location_id, Ticket.status == "waiting")
         .order_by(Ticket.id, TicketService.service_id)
     )
+    if only is not None:
+        query = query.where(Ticket.id.in_(list(only)))
     found: dict[int, WaitingRow] = {}
-    for *ticket, service_id in rows:
+    for *ticket, service_id in await session.execute(query):
         row = found.get(ticket[0])
         if row is None:
             row = found[ticket[0]] = WaitingRow(*ticket, [])
         row.services.append(service_id)
     return list(found.values())
+
+
+# beyond this many tickets named by the events since a known line, it is read whole
+CHANGED_LIMIT = 256
+
+
+async def waiting_rows_after(
+    session: AsyncSession,
+    location_id: str,
+    known: Mapping[int, WaitingRow],
+    since: int,
+    upto: int,
+) -> tuple[list[WaitingRow], bool]:
+    """The location's waiting tickets at seq `upto` (read in this snapshot), from `known`, its
+    waiting tickets at seq `since`: every change of a ticket writes an event naming it, so
+    only the tickets the events after `since` name are read again. All are read (and the
+    second value is True) when an event names no ticket or very many tickets changed."""
+    if upto == since:
+        return list(known.values()), False
+    named = set(
+        await session.scalars(
+            select(QueueEvent.ticket_id).where(
+                QueueEvent.location_id == location_id,
+                QueueEvent.seq > since,
+                QueueEvent.seq <= upto,
+            )
+        )
+    )
+    if upto < since or None in named or len(named) > CHANGED_LIMIT:
+        return await waiting_rows(session, location_id), True
+    rows = {i: row for i, row in known.items() if i not in named}
+    rows.update((row.id, row) for row in await waiting_rows(session, location_id, only=named))
+    return [rows[i] for i in sorted(rows)], False
 
 
 async def _waiting(
