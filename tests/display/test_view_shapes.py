@@ -68,3 +68,31 @@ async def test_waiting_tickets_have_ticket_outs_shape_in_call_order(db):
     ]
     assert len(view.queues["amt-1"]) == len(waiting)
     assert view.waiting == {"other": 2, "pass": 3}
+
+
+async def test_a_view_brought_up_to_date_from_the_previous_one_equals_one_read_whole(db):
+    await a_location(db, services={"pass": 10, "other": 15}, counters=2)
+    tickets = [await draw(db, services) for services in (["pass"], ["other"], ["pass"])]
+    await open_counters(db, ["amt-1", "amt-2"])
+    async with db.read() as session:
+        known = await location_view(session, "amt", MONDAY_0900)
+
+    async with db.write() as session:  # the last one first; one called; one new; one moved
+        await queue.set_priority(session, queue.Change(), tickets[2].id, 1, MONDAY_0900, "t")
+    called = await call_next(db, "amt-1")
+    await draw(db, ["other"])
+    async with db.write() as session:
+        await queue.transfer(session, queue.Change(), "amt-1", "other", MONDAY_0900, "t")
+
+    async with db.read() as session:
+        updated = await location_view(session, "amt", MONDAY_0900, known)
+    async with db.read() as session:
+        whole = await location_view(session, "amt", MONDAY_0900)
+
+    assert called.id == tickets[2].id  # the priority was seen
+    assert updated.seq == whole.seq > known.seq
+    assert updated.rows == whole.rows
+    assert updated.tickets == whole.tickets
+    assert updated.queues == whole.queues
+    assert updated.waiting == whole.waiting == {"other": 3, "pass": 1}
+    assert updated.tickets[called.id]["services"] == ["other"]  # transferred, waiting again
