@@ -225,8 +225,10 @@ class Database:
         import asyncpg
 
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        # its statements leave no session state (no SET, LISTEN, cursor or advisory lock), so
-        # a connection goes back without asyncpg's reset query: one round trip less per use
+        # its statements leave no session state a later use could trip on (no SET, LISTEN,
+        # cursor or session lock; the one session setting, aufruf.raised_version, is written
+        # before every read of it), so a connection goes back without asyncpg's reset query:
+        # one round trip less per use
         return await asyncpg.create_pool(dsn, min_size=1, max_size=16, reset=_nothing_to_reset)
 
     async def dispose(self) -> None:

@@ -167,19 +167,7 @@ class AppointmentController(Controller):
             by_staff=staff,
             pending=unproven,
         )
-        options = dict(
-            max_per_email=settings.max_active_appointments_per_email,
-            retention_days=settings.retention_days,
-            cache=cache,
-        )
-        if db.is_sqlite:
-            async with db.write() as session:
-                booked = await service.book(session, settings.secret_key, now, booking, **options)
-        else:  # the booking commits as it raises the version (service.book)
-            async with db.own_transaction() as own:
-                booked = await service.book(
-                    None, settings.secret_key, now, booking, own=own, db=db, **options
-                )
+        booked = await service.book_at_once(db, settings, now, booking, cache)
         appointment, zone = booked.appointment, ZoneInfo(booked.timezone)
         return AppointmentOut(
             code=appointment.code,

@@ -357,16 +357,7 @@ class BookingPages(Controller):
             pending=unproven,
         )
         try:
-            async with db.write() as session:
-                booked = await service.book(
-                    session,
-                    settings.secret_key,
-                    now,
-                    booking,
-                    max_per_email=settings.max_active_appointments_per_email,
-                    retention_days=settings.retention_days,
-                    cache=cache,
-                )
+            booked = await service.book_at_once(db, settings, now, booking, cache)
         except service.LimitReached:
             limit = settings.max_active_appointments_per_email
             errors["email"] = ngettext(

@@ -43,6 +43,7 @@ from aufruf.db import Database, driver_connection
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.notifications.service import queue_message
 from aufruf.offices import service as offices
+from aufruf.settings import Settings
 from aufruf.tokens import derive_token, new_nonce, token_matches, token_row_id
 
 LANGUAGES = ("de", "en", "tr", "ru", "uk", "ar")
@@ -85,7 +86,7 @@ async def availability(
     need = logic.need_of(list(services))
     if cache is None:
         state = await _load_state(db, None, location_id, now)
-        return _free_from(state, location_id, now, need, first, last).cut(location_id, now)
+        return _free_from(state, location_id, now, need, first, last, {}).cut(location_id, now)
     version = await cache.reader(db, location_id).read()
     state = cache.states.get(location_id)
     if state is None or state.version < version or not state.known.current(now):
@@ -106,10 +107,10 @@ def _free_from(
     need: Mapping[str, int],
     first: date | None,
     last: date | None,
-    texts: dict[datetime, str] | None = None,
+    texts: dict[datetime, str],
 ) -> Computed:
     """The free starts from `state`; `texts` (start -> its text in the location's zone) are
-    taken and kept in, when given."""
+    taken from and kept in."""
     rules = state.known.rules
     _check_need(rules, location_id, need, "service")
     days = logic.bookable_days(rules, now, first, last)
@@ -138,9 +139,7 @@ def _free_from(
     )
 
 
-def _texts(starts: list[datetime], zone: ZoneInfo, known: dict[datetime, str] | None) -> list[str]:
-    if known is None:
-        return [s.astimezone(zone).isoformat() for s in starts]
+def _texts(starts: list[datetime], zone: ZoneInfo, known: dict[datetime, str]) -> list[str]:
     texts = []
     for start in starts:
         text = known.get(start)
@@ -550,6 +549,29 @@ async def _check_email_limit(
         raise _limit_reached(limit)
 
 
+async def book_at_once(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    request: BookingRequest,
+    cache: AvailabilityCache | None = None,
+) -> Booked:
+    """book() with the settings' limits, in a transaction of its own, committed when this
+    returns. On PostgreSQL it is the booking's own connection (Database.own_transaction),
+    which book() commits as it raises the version: that row is locked for the commit alone,
+    however busy the app is."""
+    options: dict[str, Any] = dict(
+        max_per_email=settings.max_active_appointments_per_email,
+        retention_days=settings.retention_days,
+        cache=cache,
+    )
+    if db.is_sqlite:
+        async with db.write() as session:
+            return await book(session, settings.secret_key, now, request, **options)
+    async with db.own_transaction() as own:
+        return await book(None, settings.secret_key, now, request, own=own, db=db, **options)
+
+
 class _RulesChanged(Exception):
     """The booking statement found another rules version than the cached one it was made
     with: nothing was claimed."""
@@ -617,22 +639,22 @@ async def _book(
     email_key = email.lower() if email is not None and not request.by_staff else None
     if own is None and session is None:
         raise TypeError("book needs a session or its own transaction")
-    raw = own if own is not None else await driver_connection(session)
     checked = None  # the cached rules version the booking statement checks (with `own`)
-    if own is not None and rules_version is None:
-        await own.execute(postgres.begin_and_lock(email_key))
-        cached = cache.rules.get(location_id) if cache is not None else None
-        if cached is not None and cached.current(now):
-            rules_version = checked = cached.version
-        else:
-            rules_version = await own.fetchval(postgres.RULES_VERSION, location_id) or 0
-    elif own is None and raw is not None:
+    if own is not None:
+        raw = own
+        if rules_version is None:  # the first try: the transaction begins here
+            await own.execute(postgres.begin_and_lock(email_key))
+            cached = cache.rules.get(location_id) if cache is not None else None
+            if cached is not None and cached.current(now):
+                rules_version = checked = cached.version
+            else:
+                rules_version = await own.fetchval(postgres.RULES_VERSION, location_id) or 0
+    elif (raw := await driver_connection(session)) is not None:
         rules_version = await postgres.lock_email_and_read_rules_version(
             raw, location_id, email_key
         )
-    elif raw is None:
+    else:
         rules_version = await _rules_version(session, location_id)
-    assert rules_version is not None
     known = await _known_rules(session, cache, location_id, now, rules_version, db)
     rules = known.rules
     _check_need(rules, location_id, need, "services")

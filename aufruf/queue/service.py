@@ -1146,6 +1146,8 @@ async def waiting_rows_after(
     second value is True) when an event names no ticket or very many tickets changed."""
     if upto == since:
         return list(known.values()), False
+    if upto < since:
+        return await waiting_rows(session, location_id), True
     named = set(
         await session.scalars(
             select(QueueEvent.ticket_id).where(
@@ -1155,11 +1157,10 @@ async def waiting_rows_after(
             )
         )
     )
-    if upto < since or None in named or len(named) > CHANGED_LIMIT:
+    if None in named or len(named) > CHANGED_LIMIT:
         return await waiting_rows(session, location_id), True
-    rows = {i: row for i, row in known.items() if i not in named}
-    rows.update((row.id, row) for row in await waiting_rows(session, location_id, only=named))
-    return [rows[i] for i in sorted(rows)], False
+    kept = [row for i, row in known.items() if i not in named]
+    return kept + await waiting_rows(session, location_id, only=named), False
 
 
 async def _waiting(
