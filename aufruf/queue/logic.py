@@ -14,9 +14,29 @@ a timer. Everything else here is derived on demand: nothing is stored.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
+
+
+class Queued(Protocol):
+    """What the call order reads of a waiting ticket: a Waiting, or a row as read (the
+    counter's call takes the head of its line from a thousand rows without making objects)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def services(self) -> Collection[str]: ...
+    @property
+    def arrived_at(self) -> datetime: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def appointment_at(self) -> datetime | None: ...
+
+
+Q = TypeVar("Q", bound=Queued)
 
 
 @dataclass(frozen=True)
@@ -74,7 +94,7 @@ _DUE_BAND = 0  # due appointments, when they always go before walk-ins
 _ARRIVAL_BAND = 1  # everyone else
 
 
-def is_due(t: Waiting, now: datetime, rules: OrderRules) -> bool:
+def is_due(t: Queued, now: datetime, rules: OrderRules) -> bool:
     """Whether `t` is an appointment whose time has come: from `due_grace` before its time on.
 
     Once due, a ticket stays due as time goes on."""
@@ -83,7 +103,7 @@ def is_due(t: Waiting, now: datetime, rules: OrderRules) -> bool:
     return now >= t.appointment_at - rules.due_grace
 
 
-def order_key(t: Waiting, now: datetime, rules: OrderRules) -> OrderKey:
+def order_key(t: Queued, now: datetime, rules: OrderRules) -> OrderKey:
     """The sort key of the call order: smaller is called earlier; a total order on distinct ids.
 
     It depends on `now` only through `is_due`, and becoming due never moves a ticket back."""
@@ -96,7 +116,7 @@ def order_key(t: Waiting, now: datetime, rules: OrderRules) -> OrderKey:
     return (-t.priority, _ARRIVAL_BAND, ranks_from, t.arrived_at, t.id)
 
 
-def call_order(waiting: Iterable[Waiting], now: datetime, rules: OrderRules) -> list[Waiting]:
+def call_order(waiting: Iterable[Q], now: datetime, rules: OrderRules) -> list[Q]:
     """All waiting tickets in the order they are to be called. Raises ValueError on a repeated
     ticket id."""
     tickets = list(waiting)
@@ -105,16 +125,14 @@ def call_order(waiting: Iterable[Waiting], now: datetime, rules: OrderRules) -> 
     return sorted(tickets, key=lambda t: order_key(t, now, rules))
 
 
-def can_serve(desk_services: frozenset[str], t: Waiting) -> bool:
+def can_serve(desk_services: frozenset[str], t: Queued) -> bool:
     """Whether a counter serving `desk_services` may call `t`: it serves all of t's services."""
-    return t.services <= desk_services
+    return desk_services.issuperset(t.services)
 
 
-def desk_line(
-    desk: Desk, waiting: Iterable[Waiting], now: datetime, rules: OrderRules
-) -> list[Waiting]:
+def desk_line(desk: Desk, waiting: Iterable[Q], now: datetime, rules: OrderRules) -> list[Q]:
     """The tickets this counter may call, in the order it would call them (open or not)."""
-    return [t for t in call_order(waiting, now, rules) if can_serve(desk.services, t)]
+    return call_order((t for t in waiting if can_serve(desk.services, t)), now, rules)
 
 
 def next_for(

@@ -1027,28 +1027,12 @@ async def call_next(
             select(CounterService.service_id).where(CounterService.counter_id == counter_id)
         )
     )
-    tickets, services = await _waiting(session, counter.location_id)
+    rows = await waiting_rows(session, counter.location_id)
+    services = {row.id: row.services for row in rows}
     chosen = None
-    for waiting in logic.desk_line(
-        logic.Desk(counter_id, served), tickets.values(), now, rules.order
-    ):
-        if _is_postgres(session):
-            free = await session.scalar(
-                select(Ticket.id)
-                .where(Ticket.id == waiting.id, Ticket.status == "waiting")
-                .with_for_update(skip_locked=True)
-            )
-            if free is None:
-                continue
-        taken = await session.execute(
-            update(Ticket)
-            .where(Ticket.id == waiting.id, Ticket.status == "waiting")
-            .values(status="called", counter_id=counter_id, call_count=1, called_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount == 1:
-            chosen = await get_ticket(session, waiting.id)
-            await session.refresh(chosen)
+    for waiting in logic.desk_line(logic.Desk(counter_id, served), rows, now, rules.order):
+        chosen = await _take(session, waiting.id, counter_id, now)
+        if chosen is not None:
             break
     await _finish_current(session, change, state, counter, now, actor)
     if chosen is None:
@@ -1068,6 +1052,25 @@ async def call_next(
         data={"counter": counter.name},
     )
     return chosen
+
+
+async def _take(
+    session: AsyncSession, ticket_id: int, counter_id: str, now: datetime
+) -> Ticket | None:
+    """The waiting ticket, called to the counter in one statement; None if another counter
+    took it first (PostgreSQL: or holds it now, skipped instead of waited for)."""
+    still_waiting = [Ticket.id == ticket_id, Ticket.status == "waiting"]
+    if _is_postgres(session):
+        free = select(Ticket.id).where(*still_waiting).with_for_update(skip_locked=True)
+        still_waiting.append(Ticket.id.in_(free.scalar_subquery()))
+    taken = await session.scalars(
+        update(Ticket)
+        .where(*still_waiting)
+        .values(status="called", counter_id=counter_id, call_count=1, called_at=now)
+        .returning(Ticket)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return taken.one_or_none()
 
 
 class WaitingRow(NamedTuple):
