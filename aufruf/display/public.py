@@ -369,7 +369,15 @@ class TicketStream(CounterStream):
                 return None
             return msgspec.to_builtins(await ticket_out(session, ticket, self.views.clock.now()))
 
+    def on_event(self, message: dict[str, Any], view: LocationView | None = None) -> None:
+        seq = message.get("seq")
+        if isinstance(seq, int) and view is not None and self.deliver_now(seq, view):
+            return
+        super().on_event(message, view)
+
     async def send_state(self, view: LocationView) -> bool:
+        if view.seq < self.sent_seq:
+            return True  # a newer view was sent meanwhile (in the hub's turn)
         shape = view.tickets.get(self.ticket_id)
         if shape is None:
             if self.last is not None and self.last["status"] not in OPEN_STATUSES:

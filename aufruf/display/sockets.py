@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -75,6 +76,39 @@ async def counter_location(socket: WebSocket, counter_id: str, db, clock, settin
     return location
 
 
+def run_now(coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | None:
+    """Run `coro` at once, in the caller's turn, up to the first time it has to wait; the rest,
+    if any, goes on in a task (returned). As Python 3.12's eager tasks do: the hub hands an
+    event to a thousand streams, and a write to a socket that can take it never waits, so a
+    task and its wake-up per socket and event cost more than the write itself."""
+    try:
+        waits_on = coro.send(None)
+    except StopIteration:
+        return None
+    return asyncio.ensure_future(_resume(coro, waits_on))
+
+
+async def _resume(coro: Coroutine[Any, Any, None], waits_on: Any) -> None:
+    """Drive `coro` on as its task would, from the future it is waiting on."""
+    stop: BaseException | None = None
+    while True:
+        try:
+            if waits_on is None:
+                await asyncio.sleep(0)  # a bare yield: another turn
+            else:
+                waits_on._asyncio_future_blocking = False
+                await asyncio.wait((waits_on,))
+        except asyncio.CancelledError as cancelled:
+            stop = cancelled
+            if waits_on is not None:
+                waits_on.cancel()
+        try:
+            waits_on = coro.send(None) if stop is None else coro.throw(stop)
+        except StopIteration:
+            return
+        stop = None
+
+
 class CounterStream:
     """One socket's life after the snapshot: see the module's docstring."""
 
@@ -92,6 +126,10 @@ class CounterStream:
         self.last_sent = 0.0
         self.closed = False
         self._send_lock = asyncio.Lock()
+        # a send begun in the hub's turn (run_now) that had to wait, and how such a send
+        # ended the stream: the render task ends with it (False: the stream is over)
+        self._pending: asyncio.Future[None] | None = None
+        self._ended: BaseException | bool | None = None
 
     async def _write(self, message: dict[str, Any]) -> None:
         await self.socket.send_text(msgspec.json.encode(message).decode())
@@ -182,10 +220,41 @@ class CounterStream:
                 continue
             self.on_event(message)
 
+    def deliver_now(self, seq: int, view: LocationView) -> bool:
+        """Send `view` (of event `seq`) in the hub's turn when nothing else is being sent;
+        False if the render task is to do it."""
+        pending = self._pending
+        busy = self._send_lock.locked() or (pending is not None and not pending.done())
+        if busy or self.sent_seq < 0 or view.seq < seq or self._ended is not None:
+            return False
+        if self.ready is None or view.seq > self.ready.seq:
+            self.ready = view
+        self.seen_seq = max(self.seen_seq, seq)  # nothing left for the render task
+        self._pending = run_now(self._deliver(view))
+        return True
+
+    async def _deliver(self, view: LocationView) -> None:
+        try:
+            if not await self.send_state(view):
+                self._ended = False
+        except Exception as error:  # the render task raises it, and the stream ends
+            self._ended = error
+        if self._ended is not None:
+            self.news.set()
+
+    def _check_ended(self) -> bool:
+        """After a wake-up: False if a send in the hub's turn ended the stream (its error is
+        raised)."""
+        if isinstance(self._ended, BaseException):
+            raise self._ended
+        return self._ended is None
+
     async def render(self) -> None:
         while True:
             await self.news.wait()
             self.news.clear()
+            if not self._check_ended():
+                return
             if self.seen_seq <= self.sent_seq:
                 continue  # an old or doubled event: already reflected
             view = await self.view_for(self.seen_seq)
@@ -228,6 +297,8 @@ class CounterStream:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if self._pending is not None:
+                tasks.append(self._pending)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
