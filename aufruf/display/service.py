@@ -26,9 +26,10 @@ from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
+from aufruf.offices.model import Counter
 from aufruf.queue import service as queue
 from aufruf.queue.api import counter_out, ticket_out
-from aufruf.queue.model import QueueEvent, Ticket
+from aufruf.queue.model import CounterState, QueueEvent, Ticket
 
 # a view older than this is recomputed for a new socket even without an event: waits and
 # estimates move with the clock
@@ -133,10 +134,16 @@ async def location_view(
     wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
+    # the counters and their states in one read: counter_out finds them in the session
+    await session.execute(
+        select(Counter, CounterState)
+        .outerjoin(CounterState, CounterState.counter_id == Counter.id)
+        .where(Counter.location_id == location_id, Counter.active)
+    )
     for desk in line.desks:
         shape = msgspec.to_builtins(await counter_out(session, desk, now, line))
         if shape["current"] is not None:
-            current = await queue.get_ticket(session, shape["current"]["id"])
+            current = await session.get(Ticket, shape["current"]["id"])  # read by counter_out
             _with_times(shape["current"], current)
         counters[desk.id] = shape
         queues[desk.id] = [

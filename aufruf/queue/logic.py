@@ -147,9 +147,15 @@ def next_for(
 
 
 def people_ahead(
-    waiting: Iterable[Waiting], desks: Iterable[Desk], now: datetime, rules: OrderRules
+    waiting: Iterable[Waiting],
+    desks: Iterable[Desk],
+    now: datetime,
+    rules: OrderRules,
+    *,
+    in_order: bool = False,
 ) -> dict[int, int]:
-    """For every waiting ticket (by id), how many people are ahead of it.
+    """For every waiting ticket (by id), how many people are ahead of it (`in_order`: the
+    tickets come as call_order gives them, and are not sorted again).
 
     A ticket's count is its place in the line of its best counter: the fewest tickets before it
     in the call order that one counter able to serve it may also call. All counters count, open
@@ -161,7 +167,7 @@ def people_ahead(
     it: a staff priority, an appointment becoming due (or checking in due), a transfer, a
     reactivated ticket; or when counters are reconfigured.
     """
-    order = call_order(waiting, now, rules)
+    order = list(waiting) if in_order else call_order(waiting, now, rules)
     lines = _ahead_in_lines(order, {d.services for d in desks}, lambda _services: 1)
     return {
         t.id: int(min(lines[t.id].values())) if lines[t.id] else position
@@ -176,9 +182,11 @@ def estimated_wait_minutes(
     rules: OrderRules,
     service_minutes: Mapping[str, float],
     serving: Mapping[str, Serving] | None = None,
+    *,
+    in_order: bool = False,
 ) -> dict[int, int | None]:
     """For every waiting ticket (by id), whole minutes until it is likely called; None when no
-    open counter can serve it.
+    open counter can serve it (`in_order`: the tickets come as call_order gives them).
 
     The model: a ticket takes the sum of `service_minutes` of its services. Among the open
     counters able to serve ticket T, take the line with the least work before T; that work,
@@ -190,7 +198,7 @@ def estimated_wait_minutes(
     moves work from a line into progress, so it may raise some estimates a little). Raises
     KeyError for a service without minutes.
     """
-    order = call_order(waiting, now, rules)
+    order = list(waiting) if in_order else call_order(waiting, now, rules)
     open_desks = [d for d in desks if d.open]
     lines = _ahead_in_lines(
         order,

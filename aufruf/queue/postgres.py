@@ -119,3 +119,39 @@ GROUP BY t.id, a.start_at
 ORDER BY t.id
 """
 WAITING_AMONG = WAITING.replace("t.status = 'waiting'", "t.status = 'waiting' AND t.id = ANY($2)")
+
+# what a location's figures need besides its waiting tickets (service.LineContext), in one
+# statement: the queue rules; the active counters in their order with their services and
+# whether they are open; each offered service's configured minutes (the location's own, else
+# the service's); the 200 latest service times; and what each counter is busy with now
+LINE_CONTEXT = """
+SELECT
+    (SELECT queue::text FROM location WHERE id = $1),
+    ARRAY(
+        SELECT ROW(c.id::text, coalesce(s.status = 'open', false),
+            ARRAY(SELECT cs.service_id::text FROM counter_service cs WHERE cs.counter_id = c.id))
+        FROM counter c LEFT JOIN counter_state s ON s.counter_id = c.id
+        WHERE c.location_id = $1 AND c.active
+        ORDER BY c.position, c.id
+    ),
+    ARRAY(
+        SELECT ROW(sv.id::text, coalesce(nullif(ls.duration_minutes, 0), sv.duration_minutes))
+        FROM service sv JOIN location_service ls ON ls.service_id = sv.id
+        WHERE ls.location_id = $1
+    ),
+    ARRAY(
+        SELECT ROW(ts.service_id::text, t.started_at, t.called_at, t.finished_at)
+        FROM ticket_service ts JOIN ticket t ON t.id = ts.ticket_id
+        WHERE t.location_id = $1 AND t.status = 'done' AND t.finished_at IS NOT NULL
+        ORDER BY t.finished_at DESC
+        LIMIT 200
+    ),
+    ARRAY(
+        SELECT ROW(s.counter_id::text, coalesce(t.started_at, t.called_at),
+            ARRAY(SELECT ts.service_id::text FROM ticket_service ts WHERE ts.ticket_id = t.id))
+        FROM counter_state s
+        JOIN counter c ON c.id = s.counter_id
+        JOIN ticket t ON t.id = s.current_ticket_id
+        WHERE c.location_id = $1 AND c.active AND t.status IN ('called', 'serving')
+    )
+"""

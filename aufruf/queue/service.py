@@ -4,8 +4,9 @@ held to commit, so commit order is seq order); the caller publishes the events a
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -784,14 +785,14 @@ async def _desks(session: AsyncSession, location_id: str) -> list[logic.Desk]:
 
 
 async def _service_minutes(session: AsyncSession, location_id: str) -> dict[str, float]:
-    configured = {
-        sid: float(own or base)
+    configured = [
+        (sid, own or base)
         for sid, own, base in await session.execute(
             select(Service.id, LocationService.duration_minutes, Service.duration_minutes)
             .join(LocationService, LocationService.service_id == Service.id)
             .where(LocationService.location_id == location_id)
         )
-    }
+    ]
     recent = await session.execute(
         select(TicketService.service_id, Ticket.started_at, Ticket.called_at, Ticket.finished_at)
         .join(Ticket, Ticket.id == TicketService.ticket_id)
@@ -803,12 +804,21 @@ async def _service_minutes(session: AsyncSession, location_id: str) -> dict[str,
         .order_by(Ticket.finished_at.desc())
         .limit(200)  # enough for the rolling window of every service
     )
+    return _minutes_from(configured, recent)
+
+
+def _minutes_from(
+    configured: Iterable[tuple[str, int]],
+    recent: Iterable[tuple[str, datetime | None, datetime | None, datetime]],
+) -> dict[str, float]:
+    """Minutes per service from the configured ones and the latest service times (service,
+    started, called, finished; newest first)."""
     history: dict[str, list[float]] = defaultdict(list)
     for service_id, started, called, finished in recent:
         begin = started or called
         if begin is not None and finished > begin:
             history[service_id].append((finished - begin).total_seconds() / 60)
-    return logic.rolling_service_minutes(history, configured)
+    return logic.rolling_service_minutes(history, {sid: float(m) for sid, m in configured})
 
 
 def as_waiting(
@@ -843,6 +853,51 @@ async def _serving(session: AsyncSession, counter_ids: list[str]) -> dict[str, l
 
 
 @dataclass(frozen=True)
+class LineContext:
+    """What a location's figures need besides its waiting tickets."""
+
+    rules: QueueRules
+    desks: list[logic.Desk]
+    service_minutes: dict[str, float]
+    serving: dict[str, logic.Serving]
+
+
+async def line_context(
+    session: AsyncSession, location_id: str, rules: QueueRules | None = None
+) -> LineContext:
+    """The location's rules (unless given), counters, service minutes and the work in
+    progress at its counters; on PostgreSQL in one plain statement (seven through the ORM,
+    for every live view)."""
+    raw = await driver_connection(session)
+    if raw is None:
+        rules = await rules_at(session, location_id, rules)
+        desks = await _desks(session, location_id)
+        return LineContext(
+            rules,
+            desks,
+            await _service_minutes(session, location_id),
+            await _serving(session, [d.id for d in desks]),
+        )
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # a plain statement does not flush the session by itself
+    settings, desks, configured, recent, serving = await raw.fetchrow(
+        postgres.LINE_CONTEXT, location_id
+    )
+    if rules is None:
+        rules = queue_rules(json.loads(settings) if settings is not None else None)
+    return LineContext(
+        rules,
+        [logic.Desk(c, frozenset(services), is_open) for c, is_open, services in desks],
+        _minutes_from(configured, recent),
+        {
+            counter: logic.Serving(frozenset(services), since)
+            for counter, since, services in serving
+            if since is not None
+        },
+    )
+
+
+@dataclass(frozen=True)
 class Figures:
     """A location's waiting line as ids in call order, with the derived figures."""
 
@@ -865,21 +920,22 @@ async def figures(
     """People ahead and estimated waits of every waiting ticket (read as plain rows, or
     given as `rows`). With `newcomer` (services), the estimate also includes a ticket drawn
     now for them, under the id NEWCOMER (behind everyone who arrived at the same instant)."""
-    rules = await rules_at(session, location_id, rules)
+    context = await line_context(session, location_id, rules)
+    rules, desks = context.rules, context.desks
     waiting, services = await _waiting(session, location_id, rows)
-    desks = await _desks(session, location_id)
     ordered = logic.call_order(waiting.values(), now, rules.order)
-    ahead = logic.people_ahead(waiting.values(), desks, now, rules.order)
-    candidates = list(waiting.values())
+    ahead = logic.people_ahead(ordered, desks, now, rules.order, in_order=True)
+    candidates = ordered
     if newcomer:
-        candidates.append(logic.Waiting(NEWCOMER, frozenset(newcomer), now))
+        candidates = [*ordered, logic.Waiting(NEWCOMER, frozenset(newcomer), now)]
     minutes = logic.estimated_wait_minutes(
         candidates,
         desks,
         now,
         rules.order,
-        await _service_minutes(session, location_id),
-        await _serving(session, [d.id for d in desks]),
+        context.service_minutes,
+        context.serving,
+        in_order=not newcomer,
     )
     return Figures([w.id for w in ordered], services, ahead, minutes, desks)
 
@@ -913,12 +969,16 @@ async def _line_state(db: Database, location_id: str) -> LineState:
         if not db.is_sqlite:  # SQLite: a read transaction is one snapshot already
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         seq = await current_seq(session, location_id)
-        rules = await rules_at(session, location_id)
+        context = await line_context(session, location_id)
         waiting, _ = await _waiting(session, location_id)
-        desks = await _desks(session, location_id)
-        minutes = await _service_minutes(session, location_id)
-        serving = await _serving(session, [d.id for d in desks])
-    return LineState(seq, rules.order, desks, minutes, serving, waiting=waiting)
+    return LineState(
+        seq,
+        context.rules.order,
+        context.desks,
+        context.service_minutes,
+        context.serving,
+        waiting=waiting,
+    )
 
 
 async def waiting_line(

@@ -309,3 +309,21 @@ def test_estimates_never_grow_when_people_are_called_or_walk_in(day: list[Step])
             following = next_for(desk, step.after.waiting, step.after.now, step.rules)
             if following is not None:
                 assert after[following.id] == 0
+
+
+@given(DAYS)
+def test_figures_from_a_line_already_in_order_are_those_of_the_line_as_it_comes(
+    day: list[Step],
+) -> None:
+    """Handing the tickets over in call order (`in_order`, sorted once for both figures) gives
+    the same people ahead and estimates as handing them over in any order."""
+    for step in day:
+        state = step.after
+        shuffled = sorted(state.waiting, key=lambda t: -t.id)
+        ordered = call_order(state.waiting, state.now, step.rules)
+        assert people_ahead(
+            ordered, state.desks, state.now, step.rules, in_order=True
+        ) == people_ahead(shuffled, state.desks, state.now, step.rules)
+        assert estimated_wait_minutes(
+            ordered, state.desks, state.now, step.rules, MINUTES, in_order=True
+        ) == estimated_wait_minutes(shuffled, state.desks, state.now, step.rules, MINUTES)
