@@ -26,10 +26,9 @@ from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
-from aufruf.offices.model import Counter
 from aufruf.queue import service as queue
-from aufruf.queue.api import counter_out, ticket_out
-from aufruf.queue.model import CounterState, QueueEvent, Ticket
+from aufruf.queue.api import counters_out, ticket_out
+from aufruf.queue.model import QueueEvent, Ticket
 
 # a view older than this is recomputed for a new socket even without an event: waits and
 # estimates move with the clock
@@ -134,16 +133,11 @@ async def location_view(
     wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
-    # the counters and their states in one read: counter_out finds them in the session
-    await session.execute(
-        select(Counter, CounterState)
-        .outerjoin(CounterState, CounterState.counter_id == Counter.id)
-        .where(Counter.location_id == location_id, Counter.active)
-    )
-    for desk in line.desks:
-        shape = msgspec.to_builtins(await counter_out(session, desk, now, line))
+    shapes = await counters_out(session, line.desks, now, line)
+    for desk, out in zip(line.desks, shapes, strict=True):
+        shape = msgspec.to_builtins(out)
         if shape["current"] is not None:
-            current = await session.get(Ticket, shape["current"]["id"])  # read by counter_out
+            current = await session.get(Ticket, shape["current"]["id"])  # read by counters_out
             _with_times(shape["current"], current)
         counters[desk.id] = shape
         queues[desk.id] = [
@@ -177,8 +171,8 @@ async def last_calls(
 ) -> list[dict[str, Any]]:
     """The last calls (and recalls) up to `seq`, newest first, one per number: what a wall
     display lists."""
-    rows = await session.scalars(
-        select(QueueEvent)
+    rows = await session.execute(
+        select(QueueEvent.number, QueueEvent.counter_id, QueueEvent.data, QueueEvent.at)
         .where(
             QueueEvent.location_id == location_id,
             QueueEvent.seq <= seq,
@@ -189,12 +183,12 @@ async def last_calls(
     )
     calls: list[dict[str, Any]] = []
     seen: set[str | None] = set()
-    for row in rows:
-        if row.number in seen:
+    for number, counter_id, data, at in rows:
+        if number in seen:
             continue
-        seen.add(row.number)
-        counter = (row.data or {}).get("counter") or row.counter_id
-        calls.append({"number": row.number, "counter": counter, "at": row.at.isoformat()})
+        seen.add(number)
+        counter = (data or {}).get("counter") or counter_id
+        calls.append({"number": number, "counter": counter, "at": at.isoformat()})
         if len(calls) == limit:
             break
     return calls

@@ -4,6 +4,7 @@ views and events. Thin: check who may act, run one transaction, publish its even
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -345,7 +346,7 @@ class TicketController(Controller):
         async with db.read() as session:
             await _existing_location(session, location)
             line = await queue.waiting_line(session, location, now)
-            return [await counter_out(session, desk, now, line) for desk in line.desks]
+            return await counters_out(session, line.desks, now, line)
 
     @get(
         "/events",
@@ -388,21 +389,55 @@ async def _counter_names(session: AsyncSession, location_id: str) -> dict[str, s
 
 
 async def counter_out(session: AsyncSession, desk, now: datetime, line: queue.Line) -> CounterOut:
-    counter = await session.get(Counter, desk.id)
-    state = await session.get(CounterState, desk.id)
-    current = None
-    if state is not None and state.current_ticket_id is not None:
-        current = await ticket_out(
-            session, await queue.get_ticket(session, state.current_ticket_id), now, line=line
-        )
-    return CounterOut(
-        id=desk.id,
-        name=counter.name,
-        services=sorted(desk.services),
-        status=state.status if state else "closed",
-        clerk=state.clerk if state else None,
-        current=current,
+    return (await counters_out(session, [desk], now, line))[0]
+
+
+async def counters_out(
+    session: AsyncSession, desks: list, now: datetime, line: queue.Line | queue.Figures
+) -> list[CounterOut]:
+    """The desks' shapes, with the counters, their states, their current tickets and those
+    tickets' services read in three statements for all of them (not four per counter)."""
+    ids = [desk.id for desk in desks]
+    if not ids:
+        return []
+    rows = await session.execute(
+        select(Counter, CounterState)
+        .outerjoin(CounterState, CounterState.counter_id == Counter.id)
+        .where(Counter.id.in_(ids))
     )
+    found = {counter.id: (counter, state) for counter, state in rows}
+    current_ids = [
+        state.current_ticket_id
+        for _, state in found.values()
+        if state is not None and state.current_ticket_id is not None
+    ]
+    tickets: dict[int, Ticket] = {}
+    if current_ids:
+        tickets = {
+            t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(current_ids)))
+        }
+        unknown = [i for i in current_ids if i not in line.services]
+        if unknown:
+            line = replace(
+                line, services={**line.services, **await queue.ticket_services(session, unknown)}
+            )
+    shapes = []
+    for desk in desks:
+        counter, state = found[desk.id]
+        current = None
+        if state is not None and state.current_ticket_id is not None:
+            current = await ticket_out(session, tickets[state.current_ticket_id], now, line=line)
+        shapes.append(
+            CounterOut(
+                id=desk.id,
+                name=counter.name,
+                services=sorted(desk.services),
+                status=state.status if state else "closed",
+                clerk=state.clerk if state else None,
+                current=current,
+            )
+        )
+    return shapes
 
 
 _SEATED_ACTIONS = {

@@ -102,6 +102,32 @@ async def test_the_clerk_calls_and_the_phone_sees_the_counter(client, office):
     assert nobody.status_code == 204
 
 
+async def test_the_counters_list_shows_each_counter_with_its_own_current_ticket(
+    client, office, db, clock
+):
+    clerk_2 = await a_token(db, clock, "clerk", location="amt", counter="amt-2")
+    drawn = [
+        (
+            await client.post(
+                "/api/v1/locations/amt/tickets", json={"service": s}, headers=office["kiosk"]
+            )
+        ).json()
+        for s in ("pass", "other", "pass")
+    ]
+    for counter, headers in (("amt-1", office["clerk"]), ("amt-2", clerk_2)):
+        assert (await client.post(f"/api/v1/counters/{counter}/open", headers=headers)).is_success
+        assert (
+            await client.post(f"/api/v1/counters/{counter}/call-next", headers=headers)
+        ).is_success
+    counters = (await client.get("/api/v1/locations/amt/counters", headers=office["clerk"])).json()
+    current = {c["id"]: c["current"] and c["current"]["number"] for c in counters}
+    assert current == {"amt-1": drawn[0]["number"], "amt-2": drawn[1]["number"], "amt-3": None}
+    by_id = {c["id"]: c for c in counters}
+    assert by_id["amt-2"]["current"]["services"] == ["other"]
+    assert by_id["amt-2"]["current"]["counter"] == "Platz 2"
+    assert [c["status"] for c in counters] == ["open", "open", "closed"]
+
+
 async def test_events_come_in_seq_order_without_tokens(client, office):
     ticket = (
         await client.post(
