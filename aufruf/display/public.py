@@ -37,7 +37,7 @@ from sqlalchemy import select
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
 from aufruf.display.hub import hub_of
-from aufruf.display.service import LocationView, LocationViews, views_of
+from aufruf.display.service import LocationView, LocationViews, public_ticket, views_of
 from aufruf.display.sockets import CounterStream, close_code, close_reason
 from aufruf.errors import DomainError, NotFound
 from aufruf.offices.model import Location
@@ -50,8 +50,6 @@ from aufruf.responses import errors
 OPEN_STATUSES = frozenset({"waiting", "called", "serving"})
 KEPT_EVENTS = 512  # recent events kept per location (gaps further back: a fresh snapshot)
 CALL_KINDS = ("called", "recalled")
-# fields of the ticket shape that only the desk shows, or that are secrets
-NOT_PUBLIC = ("arrived_at", "called_at", "token", "status_url")
 
 
 def compact(message: dict[str, Any]) -> str:
@@ -346,10 +344,6 @@ async def display_socket(
 # --- the phone view's socket ------------------------------------------------------------------
 
 
-def public_ticket(shape: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "ticket", **{k: v for k, v in shape.items() if k not in NOT_PUBLIC}}
-
-
 class TicketStream(CounterStream):
     """A phone view's socket: the ticket whenever any field of it changed. Open tickets come
     from the shared view; a ticket that left the line is read once when it leaves."""
@@ -359,7 +353,8 @@ class TicketStream(CounterStream):
     def __init__(self, socket: WebSocket, ticket_id: int, location: str, views: LocationViews):
         super().__init__(socket, str(ticket_id), location, views)
         self.ticket_id = ticket_id
-        self.last: dict[str, Any] | None = None
+        self.last: str | None = None  # the last message sent
+        self.last_status: str | None = None
 
     async def _closed_ticket(self) -> dict[str, Any] | None:
         async with self.views.db.read() as session:
@@ -378,20 +373,23 @@ class TicketStream(CounterStream):
     async def send_state(self, view: LocationView) -> bool:
         if view.seq < self.sent_seq:
             return True  # a newer view was sent meanwhile (in the hub's turn)
-        shape = view.tickets.get(self.ticket_id)
-        if shape is None:
-            if self.last is not None and self.last["status"] not in OPEN_STATUSES:
+        text = view.public_text(self.ticket_id)
+        if text is not None:
+            status = view.tickets[self.ticket_id]["status"]
+        else:
+            if self.last_status is not None and self.last_status not in OPEN_STATUSES:
                 self.sent_seq = max(self.sent_seq, view.seq)
                 return True  # left the line earlier and not back: nothing can have changed
             shape = await self._closed_ticket()
             if shape is None:
                 await self.close(4404, "There is no ticket for this link any more.")
                 return False
-        message = public_ticket(shape)
+            text, status = compact(public_ticket(shape)), shape["status"]
         async with self._send_lock:
-            if message != self.last:
-                await self._write(message)
-                self.last = message
+            if text != self.last:
+                await self.socket.send_text(text)
+                self.last_sent = asyncio.get_running_loop().time()
+                self.last, self.last_status = text, status
             self.sent_seq = max(self.sent_seq, view.seq)
         return True
 

@@ -57,6 +57,19 @@ class LocationView:
     # (time.monotonic()): for the next view
     rows: dict[int, queue.WaitingRow] = field(default_factory=dict)
     rows_read: float = 0.0
+    # the phone view's message of each ticket asked for, made once for all its sockets
+    _public: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def public_text(self, ticket_id: int) -> str | None:
+        """The phone view's message of an open ticket (aufruf.display.public), as sent; None
+        when the ticket is not open."""
+        text = self._public.get(ticket_id)
+        if text is None:
+            shape = self.tickets.get(ticket_id)
+            if shape is None:
+                return None
+            text = self._public[ticket_id] = msgspec.json.encode(public_ticket(shape)).decode()
+        return text
 
     def counter_message(self, counter_id: str) -> dict[str, Any] | None:
         """The state message of one counter (None if the counter is gone or inactive)."""
@@ -71,6 +84,15 @@ class LocationView:
             "queue": self.queues[counter_id],
             "waiting": self.waiting,
         }
+
+
+# fields of the ticket shape that only the desk shows, or that are secrets
+NOT_PUBLIC = ("arrived_at", "called_at", "token", "status_url")
+
+
+def public_ticket(shape: dict[str, Any]) -> dict[str, Any]:
+    """The phone view's message of a ticket in the one ticket shape."""
+    return {"type": "ticket", **{k: v for k, v in shape.items() if k not in NOT_PUBLIC}}
 
 
 def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:

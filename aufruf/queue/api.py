@@ -568,7 +568,11 @@ class CounterController(Controller):
     ) -> Response[TicketOut | None]:
         async def step(session, change, now):
             ticket = await queue.call_next(session, change, counter, now, _actor_name(actor))
-            return await ticket_out(session, ticket, now) if ticket else None
+            if ticket is None:
+                return None
+            called = change.events[-1]  # names the ticket's services: no need to read them
+            known = queue.Figures([], {ticket.id: list(called.services)}, {}, {}, [])
+            return await ticket_out(session, ticket, now, line=known)
 
         ticket = await _at_counter(actor, db, clock, events, counter, "call-next", step)
         if ticket is None:
