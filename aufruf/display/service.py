@@ -26,6 +26,7 @@ from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
+from aufruf.queue import logic
 from aufruf.queue import service as queue
 from aufruf.queue.api import counters_out, ticket_out
 from aufruf.queue.model import QueueEvent, Ticket
@@ -36,6 +37,11 @@ MAX_AGE_SECONDS = 30.0
 # a view's waiting line is brought up to date from the previous view's by the tickets the
 # events in between name; it is read whole again when the last whole read is older than this
 WHOLE_LINE_SECONDS = 10.0
+
+
+# a waiting walk-in's part of a view that stays while its row stays: the row, the ticket as
+# the call order sees it, and its shape without the figures
+Part = tuple[queue.WaitingRow, logic.Waiting, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class LocationView:
     # (time.monotonic()): for the next view
     rows: dict[int, queue.WaitingRow] = field(default_factory=dict)
     rows_read: float = 0.0
+    # the waiting walk-ins' parts that stay while their rows stay, for the next view
+    parts: dict[int, Part] = field(default_factory=dict, compare=False, repr=False)
     # the phone view's message of each ticket asked for, made once for all its sockets
     _public: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -103,14 +111,23 @@ def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
 
 
 async def waiting_shapes(
-    session: AsyncSession, location_id: str, now: datetime, rows: dict[int, queue.WaitingRow]
-) -> tuple[queue.Figures, dict[int, dict[str, Any]]]:
+    session: AsyncSession,
+    location_id: str,
+    now: datetime,
+    rows: dict[int, queue.WaitingRow],
+    known: dict[int, Part] | None = None,
+) -> tuple[queue.Figures, dict[int, dict[str, Any]], dict[int, Part]]:
     """The location's figures and its waiting tickets (`rows`) in call order, each in the one
     ticket shape plus arrival and last call; made from plain rows (loading a thousand ticket
-    objects for every event would cost more than all the rest). Tickets of appointments, a
-    few, go through ticket_out for their appointment part."""
-    found = await queue.figures(session, location_id, now, rows=list(rows.values()))
+    objects for every event would cost more than all the rest), and from the `known` parts of
+    an earlier view for the rows it had too (the same row objects). Tickets of appointments,
+    a few, go through ticket_out for their appointment part."""
+    known = known or {}
+    kept = {i: part for i, part in known.items() if rows.get(i) is part[0]}
+    made = {i: part[1] for i, part in kept.items()}
+    found = await queue.figures(session, location_id, now, rows=list(rows.values()), made=made)
     shapes: dict[int, dict[str, Any]] = {}
+    parts: dict[int, Part] = {}
     ahead, minutes = found.people_ahead, found.wait_minutes
     for ticket_id in found.order:
         row = rows[ticket_id]
@@ -119,19 +136,33 @@ async def waiting_shapes(
             shape = msgspec.to_builtins(await ticket_out(session, ticket, now, line=found))
             shapes[ticket_id] = _with_times(shape, ticket)
             continue
-        shapes[ticket_id] = {  # ticket_out's shape of a waiting walk-in
-            "id": ticket_id,
-            "number": row.number,
-            "status": "waiting",
-            "location": location_id,
-            "services": row.services,
+        part = kept.get(ticket_id)
+        if part is None:
+            part = (row, made.get(ticket_id) or row.as_waiting(), _walk_in(row, location_id))
+        parts[ticket_id] = part
+        shapes[ticket_id] = {
+            **part[2],
             "people_ahead": ahead.get(ticket_id),
             "estimated_wait_minutes": minutes.get(ticket_id),
-            "counter": None,
-            "arrived_at": row.arrived_at.isoformat(),
-            "called_at": row.called_at.isoformat() if row.called_at else None,
         }
-    return found, shapes
+    return found, shapes, parts
+
+
+def _walk_in(row: queue.WaitingRow, location_id: str) -> dict[str, Any]:
+    """ticket_out's shape of a waiting walk-in, plus arrival and last call (its figures are
+    filled in for each view)."""
+    return {
+        "id": row.id,
+        "number": row.number,
+        "status": "waiting",
+        "location": location_id,
+        "services": row.services,
+        "people_ahead": None,
+        "estimated_wait_minutes": None,
+        "counter": None,
+        "arrived_at": row.arrived_at.isoformat(),
+        "called_at": row.called_at.isoformat() if row.called_at else None,
+    }
 
 
 async def location_view(
@@ -151,7 +182,9 @@ async def location_view(
     else:
         waiting = await queue.waiting_rows(session, location_id)
     rows = {row.id: row for row in waiting}
-    line, tickets = await waiting_shapes(session, location_id, now, rows)
+    line, tickets, parts = await waiting_shapes(
+        session, location_id, now, rows, known.parts if known is not None else None
+    )
     wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
@@ -182,6 +215,7 @@ async def location_view(
         calls=await last_calls(session, location_id, seq),
         rows=rows,
         rows_read=read,
+        parts=parts,
     )
 
 

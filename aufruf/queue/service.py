@@ -916,13 +916,15 @@ async def figures(
     *,
     newcomer: list[str] | None = None,
     rows: list[WaitingRow] | None = None,
+    made: Mapping[int, logic.Waiting] | None = None,
 ) -> Figures:
     """People ahead and estimated waits of every waiting ticket (read as plain rows, or
-    given as `rows`). With `newcomer` (services), the estimate also includes a ticket drawn
-    now for them, under the id NEWCOMER (behind everyone who arrived at the same instant)."""
+    given as `rows`, of which `made` are already made for the call order). With `newcomer`
+    (services), the estimate also includes a ticket drawn now for them, under the id NEWCOMER
+    (behind everyone who arrived at the same instant)."""
     context = await line_context(session, location_id, rules)
     rules, desks = context.rules, context.desks
-    waiting, services = await _waiting(session, location_id, rows)
+    waiting, services = await _waiting(session, location_id, rows, made)
     ordered = logic.call_order(waiting.values(), now, rules.order)
     ahead = logic.people_ahead(ordered, desks, now, rules.order, in_order=True)
     candidates = ordered
@@ -1294,13 +1296,18 @@ async def waiting_rows_after(
 
 
 async def _waiting(
-    session: AsyncSession, location_id: str, rows: list[WaitingRow] | None = None
+    session: AsyncSession,
+    location_id: str,
+    rows: list[WaitingRow] | None = None,
+    made: Mapping[int, logic.Waiting] | None = None,
 ) -> tuple[dict[int, logic.Waiting], dict[int, list[str]]]:
     """The location's waiting tickets as the call order sees them, and their services (from
-    `rows` when the caller has read them)."""
+    `rows` when the caller has read them; `made`: those of them already made, by id)."""
     if rows is None:
         rows = await waiting_rows(session, location_id)
-    return {row.id: row.as_waiting() for row in rows}, {row.id: row.services for row in rows}
+    made = made or {}
+    waiting = {row.id: made.get(row.id) or row.as_waiting() for row in rows}
+    return waiting, {row.id: row.services for row in rows}
 
 
 async def _current(
