@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aufruf.db import Database
+    from aufruf.queue.model import QueueEvent
 
 # the number is the letter and the count, at least three digits (A001 … A999, A1000); the
 # rows flow number -> ticket -> seq, so every draw locks the number row, then the sequence row
@@ -105,6 +106,29 @@ async def draw_ticket(
         json.dumps(services), actor, *job,
     )  # fmt: skip
     return row[0], row[1], row[2], row[3]
+
+
+# an event with the location's next seq: the sequence row stays locked to commit
+_RECORD = """
+WITH next AS (
+    INSERT INTO location_sequence AS q (location_id, seq) VALUES ($1, 1)
+    ON CONFLICT (location_id) DO UPDATE SET seq = q.seq + 1
+    RETURNING seq
+)
+INSERT INTO queue_event (location_id, seq, kind, ticket_id, number, services, counter_id,
+    actor, at, data)
+SELECT $1, next.seq, $2, $3, $4, $5::json, $6, $7, $8, $9::json FROM next
+RETURNING seq
+"""
+
+
+async def record_event(raw: Any, event: QueueEvent) -> int:
+    """Write `event` (its seq not yet set) under the location's next seq, and return that."""
+    return await raw.fetchval(
+        _RECORD, event.location_id, event.kind, event.ticket_id, event.number,
+        json.dumps(event.services), event.counter_id, event.actor, event.at,
+        json.dumps(event.data),
+    )  # fmt: skip
 
 
 # the waiting tickets of a location, one row per ticket (service.WaitingRow)

@@ -156,15 +156,10 @@ async def record(
     actor: str | None = None,
     data: dict | None = None,
 ) -> QueueEvent:
-    """Write the event with the location's next seq (the row stays locked until commit)."""
-    stmt = _insert(session)(LocationSequence).values(location_id=location_id, seq=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[LocationSequence.location_id], set_={"seq": LocationSequence.seq + 1}
-    ).returning(LocationSequence.seq)
-    seq = (await session.execute(stmt)).scalar_one()
+    """Write the event with the location's next seq (the row stays locked until commit); on
+    PostgreSQL both in one plain statement (the event is then not in the session)."""
     event = QueueEvent(
         location_id=location_id,
-        seq=seq,
         kind=kind,
         ticket_id=ticket.id if ticket else None,
         number=ticket.number if ticket else None,
@@ -174,7 +169,19 @@ async def record(
         at=now,
         data=data or {},
     )
-    session.add(event)
+    raw = await driver_connection(session)
+    if raw is not None:
+        if session.new or session.dirty or session.deleted:
+            await session.flush()  # the rows the event names are written first
+        event.seq = await postgres.record_event(raw, event)
+    else:
+        stmt = _insert(session)(LocationSequence).values(location_id=location_id, seq=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LocationSequence.location_id],
+            set_={"seq": LocationSequence.seq + 1},
+        ).returning(LocationSequence.seq)
+        event.seq = (await session.execute(stmt)).scalar_one()
+        session.add(event)
     change.events.append(event)
     return event
 
@@ -1019,15 +1026,19 @@ async def counter_state(
     session: AsyncSession, counter_id: str, now: datetime, *, lock: bool = True
 ) -> CounterState:
     """The counter's live state row (made on first use), locked for this transaction."""
+    stmt = select(CounterState).where(CounterState.counter_id == counter_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    stmt = stmt.execution_options(populate_existing=True)
+    state = (await session.execute(stmt)).scalar_one_or_none()
+    if state is not None:
+        return state
     await session.execute(
         _insert(session)(CounterState)
         .values(counter_id=counter_id, status="closed", updated_at=now)
         .on_conflict_do_nothing(index_elements=[CounterState.counter_id])
     )
-    stmt = select(CounterState).where(CounterState.counter_id == counter_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt.execution_options(populate_existing=True))).scalar_one()
+    return (await session.execute(stmt)).scalar_one()
 
 
 async def _finish_current(

@@ -59,6 +59,37 @@ async def test_every_change_has_the_next_seq_without_gaps(db):
     assert seqs == list(range(1, 31))
 
 
+async def test_the_events_published_are_the_events_stored(db):
+    """What goes out on the channel after commit is what the database keeps (on PostgreSQL
+    an event is written by a plain statement, outside the session)."""
+    from aufruf.queue.events import event_message
+
+    await a_location(db, services={"pass": 10, "id": 5})
+    await open_counters(db, ["amt-1"])
+    first, second = await draw(db, ["id", "pass"]), await draw(db)
+    published = []
+    for _ in range(2):
+        change = queue.Change()
+        async with db.write() as session:
+            await queue.call_next(session, change, "amt-1", MONDAY_0900, "user:anna")
+        published += [event_message(e) for e in change.events]
+    async with db.read() as session:
+        stored = list(
+            await session.scalars(
+                select(QueueEvent).where(QueueEvent.seq > 3).order_by(QueueEvent.seq)
+            )
+        )
+    assert published == [event_message(e) for e in stored]
+    assert [(m["type"], m["ticket"]) for m in published] == [
+        ("called", first.id),
+        ("done", first.id),
+        ("called", second.id),
+    ]
+    assert published[0]["services"] == ["id", "pass"]
+    assert published[0]["counter"] == "Platz 1"
+    assert [m["seq"] for m in published] == [4, 5, 6]
+
+
 async def test_twenty_counters_race_for_ten_tickets(db):
     await a_location(db, counters=20)
     for _ in range(10):
