@@ -386,8 +386,8 @@ class TicketStream(CounterStream):
                 return False
             text, status = compact(public_ticket(shape)), shape["status"]
         async with self._send_lock:
-            if text != self.last:
-                await self.socket.send_text(text)
+            if text != self.last:  # the ASGI event itself: send_text would only make it
+                await self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
                 self.last_sent = asyncio.get_running_loop().time()
                 self.last, self.last_status = text, status
             self.sent_seq = max(self.sent_seq, view.seq)

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.booking import service as booking
@@ -304,7 +304,8 @@ class LocationViews:
             if not self.db.is_sqlite:
                 # one snapshot for the whole view: under READ COMMITTED a call committed
                 # between two reads tore it (a counter's current ticket still "waiting")
-                await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+                # (asked for as the transaction begins: no statement of its own)
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             known = self._latest.get(location_id)
             view = await location_view(session, location_id, self.clock.now(), known)
         latest = self._latest.get(location_id)

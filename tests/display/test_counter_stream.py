@@ -35,6 +35,9 @@ class StandInSocket:
     async def send_text(self, text: str) -> None:
         await self.sent.put(json.loads(text))
 
+    async def send(self, message: dict) -> None:  # the ASGI event, as WebSocket.send takes it
+        await self.send_text(message["text"])
+
     async def receive_text(self) -> str:
         text = await self.inbox.get()
         if text is None:
