@@ -22,13 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aufruf.booking import service as booking
+from aufruf.booking.model import Appointment
 from aufruf.clock import Clock
 from aufruf.db import Database
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
+from aufruf.offices.model import Location
 from aufruf.queue import logic
 from aufruf.queue import service as queue
-from aufruf.queue.api import counters_out, ticket_out
+from aufruf.queue.api import counters_out
 from aufruf.queue.model import QueueEvent, Ticket
 
 # a view older than this is recomputed for a new socket even without an event: waits and
@@ -118,10 +120,10 @@ async def waiting_shapes(
     known: dict[int, Part] | None = None,
 ) -> tuple[queue.Figures, dict[int, dict[str, Any]], dict[int, Part]]:
     """The location's figures and its waiting tickets (`rows`) in call order, each in the one
-    ticket shape plus arrival and last call; made from plain rows (loading a thousand ticket
-    objects for every event would cost more than all the rest), and from the `known` parts of
-    an earlier view for the rows it had too (the same row objects). Tickets of appointments,
-    a few, go through ticket_out for their appointment part."""
+    ticket shape of ticket_out plus arrival and last call; made from plain rows (loading a
+    thousand ticket objects for every event would cost more than all the rest), with the
+    appointments of checked-in tickets read at once, and from the `known` parts of an earlier
+    view for the rows it had too (the same row objects)."""
     known = known or {}
     kept = {i: part for i, part in known.items() if rows.get(i) is part[0]}
     made = {i: part[1] for i, part in kept.items()}
@@ -129,16 +131,19 @@ async def waiting_shapes(
     shapes: dict[int, dict[str, Any]] = {}
     parts: dict[int, Part] = {}
     ahead, minutes = found.people_ahead, found.wait_minutes
+    booked = await _appointments(
+        session,
+        location_id,
+        [i for i, row in rows.items() if row.appointment_id is not None and i not in kept],
+    )
     for ticket_id in found.order:
         row = rows[ticket_id]
-        if row.appointment_id is not None:
-            ticket = await queue.get_ticket(session, ticket_id)
-            shape = msgspec.to_builtins(await ticket_out(session, ticket, now, line=found))
-            shapes[ticket_id] = _with_times(shape, ticket)
-            continue
         part = kept.get(ticket_id)
         if part is None:
-            part = (row, made.get(ticket_id) or row.as_waiting(), _walk_in(row, location_id))
+            base = _walk_in(row, location_id)
+            if ticket_id in booked:
+                base = {**base, "appointment": booked[ticket_id]}
+            part = (row, row.as_waiting(), base)
         parts[ticket_id] = part
         shapes[ticket_id] = {
             **part[2],
@@ -148,9 +153,28 @@ async def waiting_shapes(
     return found, shapes, parts
 
 
+async def _appointments(
+    session: AsyncSession, location_id: str, ticket_ids: list[int]
+) -> dict[int, dict[str, str]]:
+    """ticket_out's appointment part of these waiting tickets, by ticket id, read at once."""
+    if not ticket_ids:
+        return {}
+    location = await session.get(Location, location_id)
+    zone = ZoneInfo(location.timezone)
+    rows = await session.execute(
+        select(Ticket.id, Appointment.code, Appointment.start_at)
+        .join(Appointment, Appointment.id == Ticket.appointment_id)
+        .where(Ticket.id.in_(ticket_ids))
+    )
+    return {
+        ticket_id: {"code": code, "start": start.astimezone(zone).isoformat()}
+        for ticket_id, code, start in rows
+    }
+
+
 def _walk_in(row: queue.WaitingRow, location_id: str) -> dict[str, Any]:
-    """ticket_out's shape of a waiting walk-in, plus arrival and last call (its figures are
-    filled in for each view)."""
+    """ticket_out's shape of a waiting ticket, plus arrival and last call (its figures are
+    filled in for each view; an appointment's part is added by the caller)."""
     return {
         "id": row.id,
         "number": row.number,
