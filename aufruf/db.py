@@ -244,9 +244,12 @@ class Database:
 async def driver_connection(session: AsyncSession) -> Any | None:
     """On PostgreSQL, the asyncpg connection under `session`, inside the session's transaction
     (begun here when no statement has begun it yet), for the few statements of a hot path sent
-    as plain SQL: they commit or roll back with the session. None on SQLite."""
+    as plain SQL: they commit or roll back with the session, and see what the session has
+    changed (flushed here, as the ORM flushes before its own statements). None on SQLite."""
     if session.bind.dialect.name != "postgresql":
         return None
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
     pooled = await (await session.connection()).get_raw_connection()
     adapted = pooled.dbapi_connection
     if adapted._transaction is None:  # the dialect sends BEGIN before its first statement

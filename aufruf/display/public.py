@@ -37,7 +37,13 @@ from sqlalchemy import select
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
 from aufruf.display.hub import hub_of
-from aufruf.display.service import LocationView, LocationViews, public_ticket, views_of
+from aufruf.display.service import (
+    LocationView,
+    LocationViews,
+    compact,
+    public_ticket,
+    views_of,
+)
 from aufruf.display.sockets import CounterStream, close_code, close_reason
 from aufruf.errors import DomainError, NotFound
 from aufruf.offices.model import Location
@@ -50,10 +56,6 @@ from aufruf.responses import errors
 OPEN_STATUSES = frozenset({"waiting", "called", "serving"})
 KEPT_EVENTS = 512  # recent events kept per location (gaps further back: a fresh snapshot)
 CALL_KINDS = ("called", "recalled")
-
-
-def compact(message: dict[str, Any]) -> str:
-    return msgspec.json.encode(message).decode()
 
 
 # --- the displays online ------------------------------------------------------------------
@@ -258,9 +260,8 @@ class DisplayStream(CounterStream):
     async def _write_text(self, text: str, seq: int) -> None:
         async with self._send_lock:
             if seq > self.sent_seq:  # checked and sent in one step: never the same seq twice
-                await self.socket.send_text(text)
+                await self._send_text(text)
                 self.sent_seq = seq
-                self.last_sent = asyncio.get_running_loop().time()
 
     async def send_state(self, view: LocationView) -> bool:
         """The first time the snapshot; later (the periodic check) a catch-up to `view.seq`
@@ -386,9 +387,8 @@ class TicketStream(CounterStream):
                 return False
             text, status = compact(public_ticket(shape)), shape["status"]
         async with self._send_lock:
-            if text != self.last:  # the ASGI event itself: send_text would only make it
-                await self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
-                self.last_sent = asyncio.get_running_loop().time()
+            if text != self.last:
+                await self._send_text(text)
                 self.last, self.last_status = text, status
             self.sent_seq = max(self.sent_seq, view.seq)
         return True

@@ -41,9 +41,14 @@ MAX_AGE_SECONDS = 30.0
 WHOLE_LINE_SECONDS = 10.0
 
 
-# a waiting walk-in's part of a view that stays while its row stays: the row, the ticket as
+# a waiting ticket's part of a view that stays while its row stays: the row, the ticket as
 # the call order sees it, and its shape without the figures
 Part = tuple[queue.WaitingRow, logic.Waiting, dict[str, Any]]
+
+
+def compact(message: dict[str, Any]) -> str:
+    """A message as the live sockets send it: JSON without spaces."""
+    return msgspec.json.encode(message).decode()
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class LocationView:
     # (time.monotonic()): for the next view
     rows: dict[int, queue.WaitingRow] = field(default_factory=dict)
     rows_read: float = 0.0
-    # the waiting walk-ins' parts that stay while their rows stay, for the next view
+    # the waiting tickets' parts that stay while their rows stay, for the next view
     parts: dict[int, Part] = field(default_factory=dict, compare=False, repr=False)
     # the phone view's message of each ticket asked for, made once for all its sockets
     _public: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
@@ -78,7 +83,7 @@ class LocationView:
             shape = self.tickets.get(ticket_id)
             if shape is None:
                 return None
-            text = self._public[ticket_id] = msgspec.json.encode(public_ticket(shape)).decode()
+            text = self._public[ticket_id] = compact(public_ticket(shape))
         return text
 
     def counter_message(self, counter_id: str) -> dict[str, Any] | None:
@@ -134,7 +139,7 @@ async def waiting_shapes(
     booked = await _appointments(
         session,
         location_id,
-        [i for i, row in rows.items() if row.appointment_id is not None and i not in kept],
+        [row for i, row in rows.items() if row.appointment_id is not None and i not in kept],
     )
     for ticket_id in found.order:
         row = rows[ticket_id]
@@ -154,22 +159,25 @@ async def waiting_shapes(
 
 
 async def _appointments(
-    session: AsyncSession, location_id: str, ticket_ids: list[int]
+    session: AsyncSession, location_id: str, rows: list[queue.WaitingRow]
 ) -> dict[int, dict[str, str]]:
-    """ticket_out's appointment part of these waiting tickets, by ticket id, read at once."""
-    if not ticket_ids:
+    """ticket_out's appointment part of these checked-in tickets, by ticket id: the codes
+    read at once, the times as the rows have them."""
+    if not rows:
         return {}
-    location = await session.get(Location, location_id)
-    zone = ZoneInfo(location.timezone)
-    rows = await session.execute(
-        select(Ticket.id, Appointment.code, Appointment.start_at)
-        .join(Appointment, Appointment.id == Ticket.appointment_id)
-        .where(Ticket.id.in_(ticket_ids))
+    zone = ZoneInfo((await session.get(Location, location_id)).timezone)
+    found = await session.execute(
+        select(Appointment.id, Appointment.code).where(
+            Appointment.id.in_([row.appointment_id for row in rows])
+        )
     )
-    return {
-        ticket_id: {"code": code, "start": start.astimezone(zone).isoformat()}
-        for ticket_id, code, start in rows
-    }
+    codes = {appointment_id: code for appointment_id, code in found}
+    parts = {}
+    for row in rows:
+        if row.appointment_id in codes and row.appointment_at is not None:
+            start = row.appointment_at.astimezone(zone).isoformat()
+            parts[row.id] = {"code": codes[row.appointment_id], "start": start}
+    return parts
 
 
 def _walk_in(row: queue.WaitingRow, location_id: str) -> dict[str, Any]:

@@ -31,7 +31,6 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-import msgspec
 from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
@@ -42,7 +41,7 @@ from aufruf.auth.guards import socket_actor
 from aufruf.deps import ClockDep, DatabaseDep, SettingsDep
 from aufruf.display.channels import is_resync
 from aufruf.display.hub import hub_of
-from aufruf.display.service import LocationView, LocationViews, views_of
+from aufruf.display.service import LocationView, LocationViews, compact, views_of
 from aufruf.errors import DomainError, Forbidden, NotFound, Unauthorized
 from aufruf.offices.model import Counter
 
@@ -131,9 +130,13 @@ class CounterStream:
         self._pending: asyncio.Future[None] | None = None
         self._ended: BaseException | bool | None = None
 
-    async def _write(self, message: dict[str, Any]) -> None:
-        await self.socket.send_text(msgspec.json.encode(message).decode())
+    async def _send_text(self, text: str) -> None:
+        """One frame, as the ASGI event itself (WebSocket.send_text would only make it)."""
+        await self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
         self.last_sent = asyncio.get_running_loop().time()
+
+    async def _write(self, message: dict[str, Any]) -> None:
+        await self._send_text(compact(message))
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -185,11 +188,15 @@ class CounterStream:
     def heard_seq(self, seq: int, view: LocationView | None = None) -> None:
         """The location has reached `seq`: the render task sends what is new (from `view`,
         when the LocationHub has computed it for all its streams)."""
-        if view is not None and (self.ready is None or view.seq > self.ready.seq):
-            self.ready = view
+        if view is not None:
+            self._keep(view)
         if seq > max(self.seen_seq, self.sent_seq):
             self.seen_seq = seq
             self.news.set()
+
+    def _keep(self, view: LocationView) -> None:
+        if self.ready is None or view.seq > self.ready.seq:
+            self.ready = view
 
     def on_event(self, message: dict[str, Any], view: LocationView | None = None) -> None:
         """An event of the location, parsed (by the LocationHub, once for all its streams)."""
@@ -227,8 +234,7 @@ class CounterStream:
         busy = self._send_lock.locked() or (pending is not None and not pending.done())
         if busy or self.sent_seq < 0 or view.seq < seq or self._ended is not None:
             return False
-        if self.ready is None or view.seq > self.ready.seq:
-            self.ready = view
+        self._keep(view)
         self.seen_seq = max(self.seen_seq, seq)  # nothing left for the render task
         self._pending = run_now(self._deliver(view))
         return True

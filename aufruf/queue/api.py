@@ -4,7 +4,6 @@ views and events. Thin: check who may act, run one transaction, publish its even
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from aufruf.offices.model import Counter, Location
 from aufruf.printer import service as printing
 from aufruf.queue import service as queue
 from aufruf.queue.events import event_message
+from aufruf.queue.logic import Desk
 from aufruf.queue.model import CounterState, QueueEvent, Ticket
 from aufruf.responses import errors
 from aufruf.settings import Settings
@@ -126,14 +126,18 @@ async def ticket_out(
     *,
     line: queue.Line | queue.Figures | None = None,
     secret_for: tuple[Settings, str] | None = None,
+    services: list[str] | None = None,
 ) -> TicketOut:
     """The ticket in its one public shape; the token and status_url only with `secret_for`.
-    `session` may be None for a ticket just drawn, whose `line` figures hold all it needs."""
+    `session` may be None for a ticket just drawn, whose `line` figures hold all it needs.
+    Its services are read unless given or in `line`."""
     if line is None and ticket.status == "waiting":
         line = await queue.figures(session, ticket.location_id, now)
-    services = (line.services.get(ticket.id) if line else None) or (
-        await queue.ticket_services(session, [ticket.id])
-    )[ticket.id]
+    services = (
+        services
+        or (line.services.get(ticket.id) if line else None)
+        or (await queue.ticket_services(session, [ticket.id]))[ticket.id]
+    )
     counter = await session.get(Counter, ticket.counter_id) if ticket.counter_id else None
     out = TicketOut(
         id=ticket.id,
@@ -393,7 +397,7 @@ async def counter_out(session: AsyncSession, desk, now: datetime, line: queue.Li
 
 
 async def counters_out(
-    session: AsyncSession, desks: list, now: datetime, line: queue.Line | queue.Figures
+    session: AsyncSession, desks: list[Desk], now: datetime, line: queue.Line | queue.Figures
 ) -> list[CounterOut]:
     """The desks' shapes, with the counters, their states, their current tickets and those
     tickets' services read in three statements for all of them (not four per counter)."""
@@ -412,21 +416,21 @@ async def counters_out(
         if state is not None and state.current_ticket_id is not None
     ]
     tickets: dict[int, Ticket] = {}
+    services: dict[int, list[str]] = {}
     if current_ids:
         tickets = {
             t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(current_ids)))
         }
-        unknown = [i for i in current_ids if i not in line.services]
-        if unknown:
-            line = replace(
-                line, services={**line.services, **await queue.ticket_services(session, unknown)}
-            )
+        services = await queue.ticket_services(session, current_ids)
     shapes = []
     for desk in desks:
         counter, state = found[desk.id]
         current = None
         if state is not None and state.current_ticket_id is not None:
-            current = await ticket_out(session, tickets[state.current_ticket_id], now, line=line)
+            ticket_id = state.current_ticket_id
+            current = await ticket_out(
+                session, tickets[ticket_id], now, line=line, services=services[ticket_id]
+            )
         shapes.append(
             CounterOut(
                 id=desk.id,
@@ -571,8 +575,7 @@ class CounterController(Controller):
             if ticket is None:
                 return None
             called = change.events[-1]  # names the ticket's services: no need to read them
-            known = queue.Figures([], {ticket.id: list(called.services)}, {}, {}, [])
-            return await ticket_out(session, ticket, now, line=known)
+            return await ticket_out(session, ticket, now, services=list(called.services))
 
         ticket = await _at_counter(actor, db, clock, events, counter, "call-next", step)
         if ticket is None:

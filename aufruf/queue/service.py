@@ -171,8 +171,6 @@ async def record(
     )
     raw = await driver_connection(session)
     if raw is not None:
-        if session.new or session.dirty or session.deleted:
-            await session.flush()  # the rows the event names are written first
         event.seq = await postgres.record_event(raw, event)
     else:
         stmt = _insert(session)(LocationSequence).values(location_id=location_id, seq=1)
@@ -885,8 +883,6 @@ async def line_context(
             await _service_minutes(session, location_id),
             await _serving(session, [d.id for d in desks]),
         )
-    if session.new or session.dirty or session.deleted:
-        await session.flush()  # a plain statement does not flush the session by itself
     settings, desks, configured, recent, serving = await raw.fetchrow(
         postgres.LINE_CONTEXT, location_id
     )
@@ -1123,7 +1119,8 @@ async def _take_first(
     session: AsyncSession, counter: Counter, now: datetime, order: logic.OrderRules
 ) -> tuple[Ticket | None, list[str]]:
     """The head of the counter's line (logic.desk_line over the waiting tickets as read),
-    called to it; the next one if another counter took it first."""
+    called to it with a conditional update; the next one if another counter took it first
+    (SQLite: PostgreSQL has _take_next)."""
     served = frozenset(
         await session.scalars(
             select(CounterService.service_id).where(CounterService.counter_id == counter.id)
@@ -1131,7 +1128,14 @@ async def _take_first(
     )
     rows = await waiting_rows(session, counter.location_id)
     for waiting in logic.desk_line(logic.Desk(counter.id, served), rows, now, order):
-        chosen = await _take(session, waiting.id, counter.id, now)
+        taken = await session.scalars(
+            update(Ticket)
+            .where(Ticket.id == waiting.id, Ticket.status == "waiting")
+            .values(status="called", counter_id=counter.id, call_count=1, called_at=now)
+            .returning(Ticket)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        chosen = taken.one_or_none()
         if chosen is not None:
             return chosen, waiting.services
     return None, []
@@ -1192,25 +1196,6 @@ async def _take_next(
     )
     row = taken.one_or_none()
     return (row[0], sorted(row[1])) if row is not None else (None, [])
-
-
-async def _take(
-    session: AsyncSession, ticket_id: int, counter_id: str, now: datetime
-) -> Ticket | None:
-    """The waiting ticket, called to the counter in one statement; None if another counter
-    took it first (PostgreSQL: or holds it now, skipped instead of waited for)."""
-    still_waiting = [Ticket.id == ticket_id, Ticket.status == "waiting"]
-    if _is_postgres(session):
-        free = select(Ticket.id).where(*still_waiting).with_for_update(skip_locked=True)
-        still_waiting.append(Ticket.id.in_(free.scalar_subquery()))
-    taken = await session.scalars(
-        update(Ticket)
-        .where(*still_waiting)
-        .values(status="called", counter_id=counter_id, call_count=1, called_at=now)
-        .returning(Ticket)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return taken.one_or_none()
 
 
 class WaitingRow(NamedTuple):
