@@ -30,7 +30,7 @@ from aufruf.offices import service as offices
 from aufruf.offices.model import Location
 from aufruf.queue import logic
 from aufruf.queue import service as queue
-from aufruf.queue.api import counters_out
+from aufruf.queue.api import counters_with_tickets
 from aufruf.queue.model import QueueEvent, Ticket
 
 # a view older than this is recomputed for a new socket even without an event: waits and
@@ -220,11 +220,10 @@ async def location_view(
     wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
     queues: dict[str, list[dict[str, Any]]] = {}
-    shapes = await counters_out(session, line.desks, now, line)
-    for desk, out in zip(line.desks, shapes, strict=True):
+    shapes = await counters_with_tickets(session, line.desks, now, line)
+    for desk, (out, current) in zip(line.desks, shapes, strict=True):
         shape = msgspec.to_builtins(out)
-        if shape["current"] is not None:
-            current = await session.get(Ticket, shape["current"]["id"])  # read by counters_out
+        if current is not None:
             _with_times(shape["current"], current)
         counters[desk.id] = shape
         queues[desk.id] = [

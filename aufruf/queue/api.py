@@ -401,6 +401,13 @@ async def counters_out(
 ) -> list[CounterOut]:
     """The desks' shapes, with the counters, their states, their current tickets and those
     tickets' services read in three statements for all of them (not four per counter)."""
+    return [out for out, _ in await counters_with_tickets(session, desks, now, line)]
+
+
+async def counters_with_tickets(
+    session: AsyncSession, desks: list[Desk], now: datetime, line: queue.Line | queue.Figures
+) -> list[tuple[CounterOut, Ticket | None]]:
+    """counters_out, each with its current ticket as read (None when it has none)."""
     ids = [desk.id for desk in desks]
     if not ids:
         return []
@@ -425,22 +432,21 @@ async def counters_out(
     shapes = []
     for desk in desks:
         counter, state = found[desk.id]
-        current = None
+        current, ticket = None, None
         if state is not None and state.current_ticket_id is not None:
-            ticket_id = state.current_ticket_id
+            ticket = tickets[state.current_ticket_id]
             current = await ticket_out(
-                session, tickets[ticket_id], now, line=line, services=services[ticket_id]
+                session, ticket, now, line=line, services=services[ticket.id]
             )
-        shapes.append(
-            CounterOut(
-                id=desk.id,
-                name=counter.name,
-                services=sorted(desk.services),
-                status=state.status if state else "closed",
-                clerk=state.clerk if state else None,
-                current=current,
-            )
+        out = CounterOut(
+            id=desk.id,
+            name=counter.name,
+            services=sorted(desk.services),
+            status=state.status if state else "closed",
+            clerk=state.clerk if state else None,
+            current=current,
         )
+        shapes.append((out, ticket))
     return shapes
 
 
@@ -477,8 +483,12 @@ async def _at_counter(actor: Actor, db, clock, events, counter: str, action: str
     now = clock.now()
 
     async def work(session: AsyncSession, change: queue.Change) -> Any:
-        await _may_act_at_counter(session, actor, counter, action)
-        return await step(session, change, now)
+        # held here while the step runs: the session keeps its objects only while they are
+        # referenced, and the step and its answer read the counter again (without a query)
+        seated = await _may_act_at_counter(session, actor, counter, action)
+        result = await step(session, change, now)
+        del seated
+        return result
 
     return await run(db, events, work)
 

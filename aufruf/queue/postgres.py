@@ -108,27 +108,42 @@ async def draw_ticket(
     return row[0], row[1], row[2], row[3]
 
 
-# an event with the location's next seq: the sequence row stays locked to commit
+# events of one location with its next seqs, in their order ($2: how many): the sequence row
+# stays locked to commit
 _RECORD = """
 WITH next AS (
-    INSERT INTO location_sequence AS q (location_id, seq) VALUES ($1, 1)
-    ON CONFLICT (location_id) DO UPDATE SET seq = q.seq + 1
+    INSERT INTO location_sequence AS q (location_id, seq) VALUES ($1, $2)
+    ON CONFLICT (location_id) DO UPDATE SET seq = q.seq + $2
     RETURNING seq
 )
 INSERT INTO queue_event (location_id, seq, kind, ticket_id, number, services, counter_id,
     actor, at, data)
-SELECT $1, next.seq, $2, $3, $4, $5::json, $6, $7, $8, $9::json FROM next
+SELECT $1, next.seq - $2 + e.i, e.kind, e.ticket_id, e.number, e.services::json,
+    e.counter_id, e.actor, e.at, e.data::json
+FROM next, unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
+    $9::timestamptz[], $10::text[]) WITH ORDINALITY
+    AS e(kind, ticket_id, number, services, counter_id, actor, at, data, i)
 RETURNING seq
 """
 
 
-async def record_event(raw: Any, event: QueueEvent) -> int:
-    """Write `event` (its seq not yet set) under the location's next seq, and return that."""
-    return await raw.fetchval(
-        _RECORD, event.location_id, event.kind, event.ticket_id, event.number,
-        json.dumps(event.services), event.counter_id, event.actor, event.at,
-        json.dumps(event.data),
-    )  # fmt: skip
+async def record_events(raw: Any, location_id: str, events: list[QueueEvent]) -> int:
+    """Write `events` of `location_id` (their seqs not yet set) under the location's next
+    seqs, in their order, in one statement; the last of those seqs."""
+    seqs = await raw.fetch(
+        _RECORD,
+        location_id,
+        len(events),
+        [e.kind for e in events],
+        [e.ticket_id for e in events],
+        [e.number for e in events],
+        [json.dumps(e.services) for e in events],
+        [e.counter_id for e in events],
+        [e.actor for e in events],
+        [e.at for e in events],
+        [json.dumps(e.data) for e in events],
+    )
+    return max(row[0] for row in seqs)
 
 
 # the waiting tickets of a location, one row per ticket (service.WaitingRow)

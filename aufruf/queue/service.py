@@ -143,9 +143,7 @@ def local_day(location: Location, now: datetime) -> date:
 # --- events ------------------------------------------------------------------------------
 
 
-async def record(
-    session: AsyncSession,
-    change: Change,
+def an_event(
     location_id: str,
     kind: str,
     now: datetime,
@@ -156,9 +154,8 @@ async def record(
     actor: str | None = None,
     data: dict | None = None,
 ) -> QueueEvent:
-    """Write the event with the location's next seq (the row stays locked until commit); on
-    PostgreSQL both in one plain statement (the event is then not in the session)."""
-    event = QueueEvent(
+    """An event not yet written (write_events gives it its seq)."""
+    return QueueEvent(
         location_id=location_id,
         kind=kind,
         ticket_id=ticket.id if ticket else None,
@@ -169,18 +166,45 @@ async def record(
         at=now,
         data=data or {},
     )
+
+
+async def write_events(
+    session: AsyncSession, change: Change, location_id: str, events: list[QueueEvent]
+) -> None:
+    """Write `events` of one location under its next seqs, in their order (the sequence row
+    stays locked until commit); on PostgreSQL all in one plain statement (the events are then
+    not in the session)."""
+    if not events:
+        return
     raw = await driver_connection(session)
     if raw is not None:
-        event.seq = await postgres.record_event(raw, event)
+        last = await postgres.record_events(raw, location_id, events)
     else:
-        stmt = _insert(session)(LocationSequence).values(location_id=location_id, seq=1)
+        stmt = _insert(session)(LocationSequence).values(location_id=location_id, seq=len(events))
         stmt = stmt.on_conflict_do_update(
             index_elements=[LocationSequence.location_id],
-            set_={"seq": LocationSequence.seq + 1},
+            set_={"seq": LocationSequence.seq + len(events)},
         ).returning(LocationSequence.seq)
-        event.seq = (await session.execute(stmt)).scalar_one()
-        session.add(event)
-    change.events.append(event)
+        last = (await session.execute(stmt)).scalar_one()
+    for k, written in enumerate(events):
+        written.seq = last - len(events) + 1 + k
+    if raw is None:
+        session.add_all(events)
+    change.events.extend(events)
+
+
+async def record(
+    session: AsyncSession,
+    change: Change,
+    location_id: str,
+    kind: str,
+    now: datetime,
+    **details: Any,
+) -> QueueEvent:
+    """Write one event with the location's next seq (write_events); `details` as an_event's
+    (ticket, services, counter_id, actor, data)."""
+    event = an_event(location_id, kind, now, **details)
+    await write_events(session, change, location_id, [event])
     return event
 
 
@@ -1037,6 +1061,47 @@ async def counter_state(
     return (await session.execute(stmt)).scalar_one()
 
 
+async def _end_current(
+    session: AsyncSession,
+    state: CounterState,
+    counter: Counter,
+    now: datetime,
+    actor: str | None,
+    status: str,
+) -> tuple[Ticket | None, list[QueueEvent]]:
+    """The counter's current ticket ended with `status`, and the counter free (in `state`),
+    with the event to write for it; (None, []) when the counter has no current ticket. A
+    ticket that is no longer called or serving stays as it is, with no event."""
+    if state.current_ticket_id is None:
+        return None, []
+    ended = await session.scalars(
+        update(Ticket)
+        .where(Ticket.id == state.current_ticket_id, Ticket.status.in_(("called", "serving")))
+        .values(status=status, finished_at=now)
+        .returning(Ticket)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    ticket = ended.one_or_none()
+    events: list[QueueEvent] = []
+    if ticket is None:
+        ticket = await get_ticket(session, state.current_ticket_id)
+    else:
+        if ticket.appointment_id is not None:
+            await session.execute(
+                update(Appointment)
+                .where(Appointment.id == ticket.appointment_id)
+                .values(status="completed" if status == "done" else "no_show")
+            )
+        events.append(
+            an_event(
+                counter.location_id, status, now, ticket=ticket, counter_id=counter.id, actor=actor
+            )
+        )
+    state.current_ticket_id = None
+    state.updated_at = now
+    return ticket, events
+
+
 async def _finish_current(
     session: AsyncSession,
     change: Change,
@@ -1046,31 +1111,8 @@ async def _finish_current(
     actor: str | None,
     status: str = "done",
 ) -> Ticket | None:
-    if state.current_ticket_id is None:
-        return None
-    ticket = await get_ticket(session, state.current_ticket_id, for_update=True)
-    state.current_ticket_id = None
-    state.updated_at = now
-    if ticket.status not in ("called", "serving"):
-        return ticket
-    ticket.status = status
-    ticket.finished_at = now
-    if ticket.appointment_id is not None:
-        await session.execute(
-            update(Appointment)
-            .where(Appointment.id == ticket.appointment_id)
-            .values(status="completed" if status == "done" else "no_show")
-        )
-    await record(
-        session,
-        change,
-        counter.location_id,
-        status,
-        now,
-        ticket=ticket,
-        counter_id=counter.id,
-        actor=actor,
-    )
+    ticket, events = await _end_current(session, state, counter, now, actor, status)
+    await write_events(session, change, counter.location_id, events)
     return ticket
 
 
@@ -1084,8 +1126,9 @@ async def call_next(
 ) -> Ticket | None:
     """Call the next ticket this counter serves; a ticket still current here is done first.
     Two counters never get the same ticket: the ticket is taken with a conditional update
-    (PostgreSQL: skipping rows another transaction holds). The events are written last, so
-    the location's sequence is locked only for the end of the transaction."""
+    (PostgreSQL: skipping rows another transaction holds). The events are written last, in
+    one statement, so the location's sequence is locked only for the end of the
+    transaction."""
     counter = await _counter(session, counter_id)
     state = await counter_state(session, counter_id, now)
     if state.status != "open":
@@ -1095,23 +1138,23 @@ async def call_next(
         chosen, services = await _take_next(session, counter, now, rules.order)
     else:
         chosen, services = await _take_first(session, counter, now, rules.order)
-    await _finish_current(session, change, state, counter, now, actor)
-    if chosen is None:
-        return None
-    state.current_ticket_id = chosen.id
-    state.updated_at = now
-    await record(
-        session,
-        change,
-        counter.location_id,
-        "called",
-        now,
-        ticket=chosen,
-        services=services,
-        counter_id=counter_id,
-        actor=actor,
-        data={"counter": counter.name},
-    )
+    _, events = await _end_current(session, state, counter, now, actor, "done")
+    if chosen is not None:
+        state.current_ticket_id = chosen.id
+        state.updated_at = now
+        events.append(
+            an_event(
+                counter.location_id,
+                "called",
+                now,
+                ticket=chosen,
+                services=services,
+                counter_id=counter_id,
+                actor=actor,
+                data={"counter": counter.name},
+            )
+        )
+    await write_events(session, change, counter.location_id, events)
     return chosen
 
 

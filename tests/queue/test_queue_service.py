@@ -90,6 +90,28 @@ async def test_the_events_published_are_the_events_stored(db):
     assert [m["seq"] for m in published] == [4, 5, 6]
 
 
+async def test_a_current_ticket_ended_elsewhere_is_not_ended_again_by_the_next_call(db):
+    """The counter's current ticket was no longer called (closed meanwhile): the next call
+    leaves it as it is, with no second event for it, and calls the next ticket."""
+    await a_location(db)
+    await open_counters(db, ["amt-1"])
+    first, second = await draw(db), await draw(db)
+    await call_next(db, "amt-1")
+    async with db.write() as session:
+        (await session.get(Ticket, first.id)).status = "no_show"
+    change = queue.Change()
+    async with db.write() as session:
+        called = await queue.call_next(session, change, "amt-1", MONDAY_0900, "test")
+    assert called is not None and called.id == second.id
+    assert [(e.kind, e.ticket_id) for e in change.events] == [("called", second.id)]
+    async with db.read() as session:
+        assert (await session.get(Ticket, first.id)).status == "no_show"
+        kinds = list(
+            await session.scalars(select(QueueEvent.kind).where(QueueEvent.ticket_id == first.id))
+        )
+    assert kinds == ["issued", "called"]
+
+
 async def test_twenty_counters_race_for_ten_tickets(db):
     await a_location(db, counters=20)
     for _ in range(10):
