@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
 
-from aufruf.booking.service import bump_versions
+from aufruf.booking.service import Booked, BookingRequest, book, bump_versions
 from aufruf.db import Database
 from aufruf.offices.model import (
     Authority,
@@ -131,3 +132,27 @@ async def a_location(
         await session.flush()
         await bump_versions(session, [location_id], rules=True)
     return location_id
+
+
+async def a_booking(
+    db: Database,
+    start: datetime,
+    services: Sequence[str] = ("pass",),
+    location_id: str = "amt",
+) -> Booked:
+    """An appointment at `start`, booked the day before (name E, e@example.org)."""
+    from tests.conftest import SECRET
+
+    async with db.write() as session:
+        return await book(
+            session,
+            SECRET,
+            start - timedelta(days=1),
+            BookingRequest(
+                location=location_id,
+                services=list(services),
+                start=start,
+                name="E",
+                email="e@example.org",
+            ),
+        )

@@ -10,8 +10,10 @@ per location, not one per socket (ARCHITECTURE.md: derived figures once per even
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -24,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aufruf.booking import service as booking
 from aufruf.booking.model import Appointment
 from aufruf.clock import Clock
-from aufruf.db import Database
+from aufruf.db import Database, driver_connection
 from aufruf.errors import NotFound
 from aufruf.offices import service as offices
 from aufruf.offices.model import Location
-from aufruf.queue import logic
+from aufruf.queue import logic, postgres
 from aufruf.queue import service as queue
 from aufruf.queue.api import counters_with_tickets
 from aufruf.queue.model import QueueEvent, Ticket
@@ -123,16 +125,19 @@ async def waiting_shapes(
     now: datetime,
     rows: dict[int, queue.WaitingRow],
     known: dict[int, Part] | None = None,
+    context: queue.LineContext | None = None,
 ) -> tuple[queue.Figures, dict[int, dict[str, Any]], dict[int, Part]]:
     """The location's figures and its waiting tickets (`rows`) in call order, each in the one
     ticket shape of ticket_out plus arrival and last call; made from plain rows (loading a
     thousand ticket objects for every event would cost more than all the rest), with the
     appointments of checked-in tickets read at once, and from the `known` parts of an earlier
-    view for the rows it had too (the same row objects)."""
+    view for the rows it had too (the same row objects). `context`: the line's, if read."""
     known = known or {}
     kept = {i: part for i, part in known.items() if rows.get(i) is part[0]}
     made = {i: part[1] for i, part in kept.items()}
-    found = await queue.figures(session, location_id, now, rows=list(rows.values()), made=made)
+    found = await queue.figures(
+        session, location_id, now, rows=list(rows.values()), made=made, context=context
+    )
     shapes: dict[int, dict[str, Any]] = {}
     parts: dict[int, Part] = {}
     ahead, minutes = found.people_ahead, found.wait_minutes
@@ -202,7 +207,18 @@ async def location_view(
 ) -> LocationView:
     """The location's view, read in `session` (one snapshot); the waiting line from `known`'s
     (an earlier view of the location) and the tickets changed since, while `known` read it
-    whole less than WHOLE_LINE_SECONDS ago."""
+    whole less than WHOLE_LINE_SECONDS ago. On PostgreSQL its reads are one plain statement
+    (_location_view_at_once)."""
+    raw = await driver_connection(session)
+    if raw is not None:
+        return await _location_view_at_once(session, raw, location_id, now, known)
+    return await _location_view_in_steps(session, location_id, now, known)
+
+
+async def _location_view_in_steps(
+    session: AsyncSession, location_id: str, now: datetime, known: LocationView | None
+) -> LocationView:
+    """location_view through the ORM, a read at a time (SQLite)."""
     # the seq first: whatever is read after it reflects at least the events up to it
     seq = await queue.current_seq(session, location_id)
     read = time.monotonic()
@@ -217,18 +233,110 @@ async def location_view(
     line, tickets, parts = await waiting_shapes(
         session, location_id, now, rows, known.parts if known is not None else None
     )
-    wanted = {i: frozenset(line.services[i]) for i in tickets}
     counters: dict[str, dict[str, Any]] = {}
-    queues: dict[str, list[dict[str, Any]]] = {}
     shapes = await counters_with_tickets(session, line.desks, now, line)
     for desk, (out, current) in zip(line.desks, shapes, strict=True):
         shape = msgspec.to_builtins(out)
         if current is not None:
             _with_times(shape["current"], current)
         counters[desk.id] = shape
-        queues[desk.id] = [
-            tickets[i] for i, services in wanted.items() if services <= desk.services
-        ]
+    calls = await last_calls(session, location_id, seq)
+    return _assembled(location_id, seq, now, line, tickets, counters, calls, rows, read, parts)
+
+
+async def _location_view_at_once(
+    session: AsyncSession,
+    raw: Any,
+    location_id: str,
+    now: datetime,
+    known: LocationView | None,
+) -> LocationView:
+    """location_view on PostgreSQL: seq, changed tickets, the line's context, the counters and
+    the last calls in one statement (postgres.VIEW; they took eight, for every event); the
+    whole line and the appointments of checked-in tickets, when needed, in the same snapshot
+    after it."""
+    read = time.monotonic()
+    since = known.seq if known is not None and read - known.rows_read < WHOLE_LINE_SECONDS else -1
+    found = await raw.fetchrow(postgres.VIEW, location_id, since, LAST_CALLS * 4)
+    seq, named, unnamed, changed = found[0], set(found[1]), found[2], found[3]
+    context = queue.context_from(found[4:9])
+    desks_found, calls_found, timezone = found[9], found[10], found[11]
+    if (
+        known is not None
+        and since >= 0
+        and not unnamed
+        and queue.changes_are_few(since, seq, named)
+    ):
+        waiting = queue.rows_after(known.rows, named, map(queue.WaitingRow._make, changed))
+        read = known.rows_read
+    else:
+        waiting = await queue.waiting_rows(session, location_id)
+    rows = {row.id: row for row in waiting}
+    line, tickets, parts = await waiting_shapes(
+        session, location_id, now, rows, known.parts if known is not None else None, context
+    )
+    zone = ZoneInfo(timezone)
+    counters = {
+        desk.id: _counter_shape(location_id, desk, row, line, zone)
+        for desk, row in zip(line.desks, desks_found, strict=True)
+    }
+    calls = _calls_from((n, c, json.loads(d) if d else None, at) for n, c, d, at in calls_found)
+    return _assembled(location_id, seq, now, line, tickets, counters, calls, rows, read, parts)
+
+
+def _counter_shape(
+    location_id: str, desk: logic.Desk, found: Sequence[Any], line: queue.Figures, zone: ZoneInfo
+) -> dict[str, Any]:
+    """A counter in the counters endpoint's shape (counters_out), its current ticket with
+    arrival and last call, from a counter row of postgres.VIEW."""
+    (counter_id, name, status, clerk, ticket_id, number, ticket_status, arrived_at, called_at,
+     at_counter, services, code, start) = found  # fmt: skip
+    current = None
+    if ticket_id is not None:
+        waiting = ticket_status == "waiting"
+        current = {
+            "id": ticket_id,
+            "number": number,
+            "status": ticket_status,
+            "location": location_id,
+            "services": services,
+            "people_ahead": line.people_ahead.get(ticket_id) if waiting else None,
+            "estimated_wait_minutes": line.wait_minutes.get(ticket_id) if waiting else None,
+            "counter": at_counter if ticket_status in ("called", "serving") else None,
+        }
+        if code is not None:
+            current["appointment"] = {"code": code, "start": start.astimezone(zone).isoformat()}
+        current["arrived_at"] = arrived_at.isoformat()
+        current["called_at"] = called_at.isoformat() if called_at else None
+    return {
+        "id": counter_id,
+        "name": name,
+        "services": sorted(desk.services),
+        "status": status or "closed",
+        "clerk": clerk,
+        "current": current,
+    }
+
+
+def _assembled(
+    location_id: str,
+    seq: int,
+    now: datetime,
+    line: queue.Figures,
+    tickets: dict[int, dict[str, Any]],
+    counters: dict[str, dict[str, Any]],
+    calls: list[dict[str, Any]],
+    rows: dict[int, queue.WaitingRow],
+    read: float,
+    parts: dict[int, Part],
+) -> LocationView:
+    """The view from what was read: each counter's part of the line, the counts per service,
+    and every open ticket by id."""
+    wanted = {i: frozenset(line.services[i]) for i in tickets}
+    queues = {
+        desk.id: [tickets[i] for i, services in wanted.items() if services <= desk.services]
+        for desk in line.desks
+    }
     waiting = Tally(s for i in tickets for s in line.services[i])
     open_tickets = {i: dict(shape) for i, shape in tickets.items()}
     for shape in counters.values():
@@ -243,7 +351,7 @@ async def location_view(
         waiting=dict(sorted(waiting.items())),
         computed=time.monotonic(),
         tickets=open_tickets,
-        calls=await last_calls(session, location_id, seq),
+        calls=calls,
         rows=rows,
         rows_read=read,
         parts=parts,
@@ -268,6 +376,14 @@ async def last_calls(
         .order_by(QueueEvent.seq.desc())
         .limit(limit * 4)
     )
+    return _calls_from(rows, limit)
+
+
+def _calls_from(
+    rows: Iterable[tuple[str | None, str | None, dict | None, datetime]], limit: int = LAST_CALLS
+) -> list[dict[str, Any]]:
+    """The last calls from call and recall events (number, counter id, data, at), newest
+    first: one per number."""
     calls: list[dict[str, Any]] = []
     seen: set[str | None] = set()
     for number, counter_id, data, at in rows:

@@ -163,8 +163,7 @@ WAITING_AMONG = WAITING.replace("t.status = 'waiting'", "t.status = 'waiting' AN
 # statement: the queue rules; the active counters in their order with their services and
 # whether they are open; each offered service's configured minutes (the location's own, else
 # the service's); the 200 latest service times; and what each counter is busy with now
-LINE_CONTEXT = """
-SELECT
+_CONTEXT_COLUMNS = """
     (SELECT queue::text FROM location WHERE id = $1),
     ARRAY(
         SELECT ROW(c.id::text, coalesce(s.status = 'open', false),
@@ -192,5 +191,62 @@ SELECT
         JOIN counter c ON c.id = s.counter_id
         JOIN ticket t ON t.id = s.current_ticket_id
         WHERE c.location_id = $1 AND c.active AND t.status IN ('called', 'serving')
-    )
+    )"""
+LINE_CONTEXT = "SELECT" + _CONTEXT_COLUMNS
+
+# a live view's reads in one statement, so one snapshot (aufruf.display.service): the
+# location's seq; the tickets named by its events after seq $2 (none when $2 < 0), whether
+# one named no ticket, and those of them waiting (as WAITING's rows); LINE_CONTEXT's five
+# columns; the active counters in their order, each with its state and its current ticket
+# (with the ticket's counter's name, services and appointment); the latest $3 calls and
+# recalls up to the seq, newest first; and the location's time zone
+VIEW = (
+    """
+WITH seq AS (
+    SELECT coalesce((SELECT seq FROM location_sequence WHERE location_id = $1), 0) AS seq
+), named AS (
+    SELECT e.ticket_id FROM queue_event e, seq
+    WHERE $2 >= 0 AND e.location_id = $1 AND e.seq > $2 AND e.seq <= seq.seq
+)
+SELECT
+    seq.seq,
+    ARRAY(SELECT DISTINCT ticket_id FROM named WHERE ticket_id IS NOT NULL),
+    EXISTS (SELECT FROM named WHERE ticket_id IS NULL),
+    ARRAY(
+        SELECT ROW(t.id, t.number::text, t.arrived_at, t.called_at, t.priority,
+            t.appointment_id, a.start_at,
+            ARRAY(SELECT s.service_id::text FROM ticket_service s WHERE s.ticket_id = t.id
+                ORDER BY s.service_id))
+        FROM ticket t LEFT JOIN appointment a ON a.id = t.appointment_id
+        WHERE t.location_id = $1 AND t.status = 'waiting'
+            AND t.id IN (SELECT ticket_id FROM named)
+            AND EXISTS (SELECT FROM ticket_service s WHERE s.ticket_id = t.id)
+        ORDER BY t.id
+    ),"""
+    + _CONTEXT_COLUMNS
+    + """,
+    ARRAY(
+        SELECT ROW(c.id::text, c.name::text, s.status::text, s.clerk::text, t.id,
+            t.number::text, t.status::text, t.arrived_at, t.called_at, tc.name::text,
+            ARRAY(SELECT ts.service_id::text FROM ticket_service ts WHERE ts.ticket_id = t.id
+                ORDER BY ts.service_id),
+            ap.code::text, ap.start_at)
+        FROM counter c
+        LEFT JOIN counter_state s ON s.counter_id = c.id
+        LEFT JOIN ticket t ON t.id = s.current_ticket_id
+        LEFT JOIN counter tc ON tc.id = t.counter_id
+        LEFT JOIN appointment ap ON ap.id = t.appointment_id
+        WHERE c.location_id = $1 AND c.active
+        ORDER BY c.position, c.id
+    ),
+    ARRAY(
+        SELECT ROW(e.number::text, e.counter_id::text, e.data::text, e.at)
+        FROM queue_event e, seq
+        WHERE e.location_id = $1 AND e.seq <= seq.seq AND e.kind IN ('called', 'recalled')
+        ORDER BY e.seq DESC
+        LIMIT $3
+    ),
+    (SELECT timezone::text FROM location WHERE id = $1)
+FROM seq
 """
+)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -907,9 +907,13 @@ async def line_context(
             await _service_minutes(session, location_id),
             await _serving(session, [d.id for d in desks]),
         )
-    settings, desks, configured, recent, serving = await raw.fetchrow(
-        postgres.LINE_CONTEXT, location_id
-    )
+    return context_from(await raw.fetchrow(postgres.LINE_CONTEXT, location_id), rules)
+
+
+def context_from(columns: Sequence[Any], rules: QueueRules | None = None) -> LineContext:
+    """The LineContext in postgres.LINE_CONTEXT's five columns (the location's rules unless
+    `rules` are given)."""
+    settings, desks, configured, recent, serving = columns
     if rules is None:
         rules = queue_rules(json.loads(settings) if settings is not None else None)
     return LineContext(
@@ -944,12 +948,15 @@ async def figures(
     newcomer: list[str] | None = None,
     rows: list[WaitingRow] | None = None,
     made: Mapping[int, logic.Waiting] | None = None,
+    context: LineContext | None = None,
 ) -> Figures:
     """People ahead and estimated waits of every waiting ticket (read as plain rows, or
     given as `rows`, of which `made` are already made for the call order). With `newcomer`
     (services), the estimate also includes a ticket drawn now for them, under the id NEWCOMER
-    (behind everyone who arrived at the same instant)."""
-    context = await line_context(session, location_id, rules)
+    (behind everyone who arrived at the same instant). `context`: the line's, when the caller
+    has read it."""
+    if context is None:
+        context = await line_context(session, location_id, rules)
     rules, desks = context.rules, context.desks
     waiting, services = await _waiting(session, location_id, rows, made)
     ordered = logic.call_order(waiting.values(), now, rules.order)
@@ -1317,21 +1324,35 @@ async def waiting_rows_after(
     second value is True) when an event names no ticket or very many tickets changed."""
     if upto == since:
         return list(known.values()), False
-    if upto < since:
-        return await waiting_rows(session, location_id), True
-    named = set(
-        await session.scalars(
-            select(QueueEvent.ticket_id).where(
-                QueueEvent.location_id == location_id,
-                QueueEvent.seq > since,
-                QueueEvent.seq <= upto,
+    named: set[int | None] = set()
+    if upto > since:
+        named = set(
+            await session.scalars(
+                select(QueueEvent.ticket_id).where(
+                    QueueEvent.location_id == location_id,
+                    QueueEvent.seq > since,
+                    QueueEvent.seq <= upto,
+                )
             )
         )
-    )
-    if None in named or len(named) > CHANGED_LIMIT:
+    if not changes_are_few(since, upto, named):
         return await waiting_rows(session, location_id), True
-    kept = [row for i, row in known.items() if i not in named]
-    return kept + await waiting_rows(session, location_id, only=named), False
+    return rows_after(known, named, await waiting_rows(session, location_id, only=named)), False
+
+
+def changes_are_few(since: int, upto: int, named: Collection[int | None]) -> bool:
+    """Whether the waiting tickets at seq `upto` are best made from those at `since` and the
+    tickets `named` by the events in between (else they are read whole): not when the seq went
+    back, an event named no ticket, or very many tickets changed."""
+    return upto >= since and None not in named and len(named) <= CHANGED_LIMIT
+
+
+def rows_after(
+    known: Mapping[int, WaitingRow], named: Collection[int | None], changed: Iterable[WaitingRow]
+) -> list[WaitingRow]:
+    """The waiting tickets from `known` after the tickets `named` changed: those of them
+    still waiting are `changed` (as read again)."""
+    return [row for i, row in known.items() if i not in named] + list(changed)
 
 
 async def _waiting(

@@ -9,13 +9,11 @@ from datetime import timedelta
 import msgspec
 from sqlalchemy import delete
 
-from aufruf.booking.service import BookingRequest, book
 from aufruf.display.service import location_view
 from aufruf.offices.model import CounterService
 from aufruf.queue import service as queue
 from aufruf.queue.api import ticket_out
-from tests.builders import a_location
-from tests.conftest import SECRET
+from tests.builders import a_booking, a_location
 from tests.queue.test_queue_service import MONDAY_0900, call_next, draw, open_counters
 
 
@@ -27,18 +25,7 @@ async def test_waiting_tickets_have_ticket_outs_shape_in_call_order(db):
                 CounterService.counter_id == "amt-2", CounterService.service_id == "other"
             )
         )
-        booked = await book(
-            session,
-            SECRET,
-            MONDAY_0900 - timedelta(days=1),
-            BookingRequest(
-                location="amt",
-                services=["pass"],
-                start=MONDAY_0900 + timedelta(minutes=20),
-                name="E",
-                email="e@example.org",
-            ),
-        )
+    booked = await a_booking(db, MONDAY_0900 + timedelta(minutes=20))
     for services in (["pass"], ["other"], ["pass", "other"], ["pass"]):
         await draw(db, services)
     async with db.write() as session:
@@ -96,3 +83,73 @@ async def test_a_view_brought_up_to_date_from_the_previous_one_equals_one_read_w
     assert updated.queues == whole.queues
     assert updated.waiting == whole.waiting == {"other": 3, "pass": 1}
     assert updated.tickets[called.id]["services"] == ["other"]  # transferred, waiting again
+
+
+async def test_the_view_read_in_one_statement_says_what_the_reads_one_at_a_time_say(db):
+    """On PostgreSQL a view's reads are one plain statement (postgres.VIEW): counters with
+    their current tickets (called with an appointment, serving, none), a paused counter, the
+    last calls with a recall, and the line brought up to date from an earlier view, all as the
+    ORM's reads give them."""
+    from aufruf.display.service import _location_view_in_steps
+
+    await a_location(db, services={"pass": 10, "other": 15}, counters=3)
+    booked = await a_booking(db, MONDAY_0900 + timedelta(minutes=20), ["other"])
+    for services in (["pass"], ["other"], ["pass", "other"], ["pass"], ["pass"]):
+        await draw(db, services)
+    await open_counters(db, ["amt-1", "amt-2", "amt-3"])
+    first = await call_next(db, "amt-1")
+    async with db.write() as session:
+        await queue.start(session, queue.Change(), "amt-1", MONDAY_0900, "t")
+    async with db.read() as session:
+        known = await location_view(session, "amt", MONDAY_0900)
+
+    async with db.write() as session:
+        await queue.check_in(
+            session, queue.Change(), MONDAY_0900, "amt", booked.appointment.code, actor="kiosk"
+        )
+    booked_ticket = await call_next(db, "amt-2", now=MONDAY_0900 + timedelta(minutes=20))
+    later = MONDAY_0900 + timedelta(minutes=22)
+    async with db.write() as session:
+        await queue.recall(session, queue.Change(), "amt-2", later, "t")
+        await queue.set_counter_status(session, queue.Change(), "amt-3", "pause", later, "t")
+    await draw(db, ["other"], now=later)
+
+    async with db.read() as session:
+        updated = await location_view(session, "amt", later, known)
+    async with db.read() as session:
+        whole = await location_view(session, "amt", later)
+
+    assert booked_ticket.appointment_id == booked.appointment.id  # due: called first
+    two = updated.counters["amt-2"]
+    assert (two["status"], two["current"]["number"], two["current"]["counter"]) == (
+        "open",
+        booked_ticket.number,
+        "Platz 2",
+    )
+    assert two["current"]["appointment"]["code"] == booked.appointment.code
+    assert updated.counters["amt-1"]["current"]["status"] == "serving"
+    assert updated.counters["amt-1"]["current"]["id"] == first.id
+    assert (updated.counters["amt-3"]["status"], updated.counters["amt-3"]["current"]) == (
+        "paused",
+        None,
+    )
+    assert [c["number"] for c in updated.calls] == [booked_ticket.number, first.number]
+    for view in (updated, whole):
+        assert (view.seq, view.counters, view.calls) == (whole.seq, whole.counters, whole.calls)
+        assert (view.rows, view.tickets, view.queues, view.waiting) == (
+            whole.rows,
+            whole.tickets,
+            whole.queues,
+            whole.waiting,
+        )
+    if db.engine.dialect.name == "postgresql":  # the one statement against the ORM's reads
+        for earlier in (None, known):
+            async with db.read() as session:
+                stepwise = await _location_view_in_steps(session, "amt", later, earlier)
+            assert stepwise.seq == whole.seq
+            assert stepwise.counters == whole.counters
+            assert stepwise.calls == whole.calls
+            assert stepwise.rows == whole.rows
+            assert stepwise.tickets == whole.tickets
+            assert stepwise.queues == whole.queues
+            assert stepwise.waiting == whole.waiting

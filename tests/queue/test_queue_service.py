@@ -11,7 +11,7 @@ from sqlalchemy import select
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.queue import service as queue
 from aufruf.queue.model import QueueEvent, Ticket
-from tests.builders import a_location
+from tests.builders import a_booking, a_location
 
 MONDAY_0900 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
 
@@ -269,24 +269,10 @@ async def test_unknown_counter_is_404(db):
 
 
 async def test_an_appointment_becoming_due_raises_an_event_once(db, clock):
-    from aufruf.booking.service import BookingRequest, book
     from aufruf.worker import Worker
-    from tests.conftest import SECRET
 
     await a_location(db)
-    async with db.write() as session:
-        booked = await book(
-            session,
-            SECRET,
-            MONDAY_0900 - timedelta(days=1),
-            BookingRequest(
-                location="amt",
-                services=["pass"],
-                start=MONDAY_0900 + timedelta(minutes=30),
-                name="E",
-                email="e@example.org",
-            ),
-        )
+    booked = await a_booking(db, MONDAY_0900 + timedelta(minutes=30))
     async with db.write() as session:
         await queue.check_in(
             session, queue.Change(), MONDAY_0900, "amt", booked.appointment.code, actor="kiosk"
