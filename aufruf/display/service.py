@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -120,18 +120,21 @@ def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
 
 
 async def waiting_shapes(
-    session: AsyncSession,
+    session: AsyncSession | None,
     location_id: str,
     now: datetime,
     rows: dict[int, queue.WaitingRow],
     known: dict[int, Part] | None = None,
     context: queue.LineContext | None = None,
+    booked: dict[int, dict[str, str]] | None = None,
 ) -> tuple[queue.Figures, dict[int, dict[str, Any]], dict[int, Part]]:
     """The location's figures and its waiting tickets (`rows`) in call order, each in the one
     ticket shape of ticket_out plus arrival and last call; made from plain rows (loading a
     thousand ticket objects for every event would cost more than all the rest), with the
     appointments of checked-in tickets read at once, and from the `known` parts of an earlier
-    view for the rows it had too (the same row objects). `context`: the line's, if read."""
+    view for the rows it had too (the same row objects). `context`: the line's, and
+    `booked`: the appointment parts of the rows not in `known`, if read (with both, no
+    `session` is needed)."""
     known = known or {}
     kept = {i: part for i, part in known.items() if rows.get(i) is part[0]}
     made = {i: part[1] for i, part in kept.items()}
@@ -141,11 +144,12 @@ async def waiting_shapes(
     shapes: dict[int, dict[str, Any]] = {}
     parts: dict[int, Part] = {}
     ahead, minutes = found.people_ahead, found.wait_minutes
-    booked = await _appointments(
-        session,
-        location_id,
-        [row for i, row in rows.items() if row.appointment_id is not None and i not in kept],
-    )
+    if booked is None:
+        booked = await _appointments(
+            session,
+            location_id,
+            [row for i, row in rows.items() if row.appointment_id is not None and i not in kept],
+        )
     for ticket_id in found.order:
         row = rows[ticket_id]
         part = kept.get(ticket_id)
@@ -177,12 +181,19 @@ async def _appointments(
         )
     )
     codes = {appointment_id: code for appointment_id, code in found}
-    parts = {}
-    for row in rows:
-        if row.appointment_id in codes and row.appointment_at is not None:
-            start = row.appointment_at.astimezone(zone).isoformat()
-            parts[row.id] = {"code": codes[row.appointment_id], "start": start}
-    return parts
+    return _appointment_parts(((row, codes.get(row.appointment_id)) for row in rows), zone)
+
+
+def _appointment_parts(
+    rows: Iterable[tuple[queue.WaitingRow, str | None]], zone: ZoneInfo
+) -> dict[int, dict[str, str]]:
+    """ticket_out's appointment part of checked-in tickets (each with its appointment's code,
+    None without), by ticket id."""
+    return {
+        row.id: {"code": code, "start": row.appointment_at.astimezone(zone).isoformat()}
+        for row, code in rows
+        if code is not None and row.appointment_at is not None
+    }
 
 
 def _walk_in(row: queue.WaitingRow, location_id: str) -> dict[str, Any]:
@@ -211,7 +222,7 @@ async def location_view(
     (_location_view_at_once)."""
     raw = await driver_connection(session)
     if raw is not None:
-        return await _location_view_at_once(session, raw, location_id, now, known)
+        return await _location_view_at_once(raw.fetchrow, location_id, now, known)
     return await _location_view_in_steps(session, location_id, now, known)
 
 
@@ -245,42 +256,51 @@ async def _location_view_in_steps(
 
 
 async def _location_view_at_once(
-    session: AsyncSession,
-    raw: Any,
+    fetch_row: Callable[..., Awaitable[Sequence[Any] | None]],
     location_id: str,
     now: datetime,
     known: LocationView | None,
 ) -> LocationView:
-    """location_view on PostgreSQL: seq, changed tickets, the line's context, the counters and
-    the last calls in one statement (postgres.VIEW; they took eight, for every event); the
-    whole line and the appointments of checked-in tickets, when needed, in the same snapshot
-    after it."""
+    """location_view on PostgreSQL, its reads in one statement, which is one snapshot in any
+    transaction or none (postgres.VIEW_CHANGED: seq, changed tickets, the line's context, the
+    counters and the last calls, where eight statements in a transaction of their own were
+    read for every event); the whole line (postgres.VIEW_WHOLE) instead when there is no
+    recent view to bring up to date or too much changed. `fetch_row` runs a statement and
+    gives its one row."""
     read = time.monotonic()
-    since = known.seq if known is not None and read - known.rows_read < WHOLE_LINE_SECONDS else -1
-    found = await raw.fetchrow(postgres.VIEW, location_id, since, LAST_CALLS * 4)
-    seq, named, unnamed, changed = found[0], set(found[1]), found[2], found[3]
-    context = queue.context_from(found[4:9])
-    desks_found, calls_found, timezone = found[9], found[10], found[11]
-    if (
-        known is not None
-        and since >= 0
-        and not unnamed
-        and queue.changes_are_few(since, seq, named)
-    ):
-        waiting = queue.rows_after(known.rows, named, map(queue.WaitingRow._make, changed))
+    found = None
+    if known is not None and read - known.rows_read < WHOLE_LINE_SECONDS:
+        found = await fetch_row(postgres.VIEW_CHANGED, location_id, known.seq, LAST_CALLS * 4)
+        assert found is not None  # one row, always
+        named = set(found[1])
+        if found[2] or not queue.changes_are_few(known.seq, found[0], named):
+            found = None
+    if found is None:
+        found = await fetch_row(postgres.VIEW_WHOLE, location_id, -1, LAST_CALLS * 4)
+        assert found is not None
+        known, named = None, set()
+    seq, records, zone = found[0], found[3], ZoneInfo(found[11])
+    fresh = [queue.WaitingRow._make(record[:8]) for record in records]
+    booked = _appointment_parts(zip(fresh, (r[8] for r in records), strict=True), zone)
+    if known is not None:
+        rows = {row.id: row for row in queue.rows_after(known.rows, named, fresh)}
         read = known.rows_read
     else:
-        waiting = await queue.waiting_rows(session, location_id)
-    rows = {row.id: row for row in waiting}
+        rows = {row.id: row for row in fresh}
     line, tickets, parts = await waiting_shapes(
-        session, location_id, now, rows, known.parts if known is not None else None, context
+        None,
+        location_id,
+        now,
+        rows,
+        known.parts if known is not None else None,
+        queue.context_from(found[4:9]),
+        booked,
     )
-    zone = ZoneInfo(timezone)
     counters = {
         desk.id: _counter_shape(location_id, desk, row, line, zone)
-        for desk, row in zip(line.desks, desks_found, strict=True)
+        for desk, row in zip(line.desks, found[9], strict=True)
     }
-    calls = _calls_from((n, c, json.loads(d) if d else None, at) for n, c, d, at in calls_found)
+    calls = _calls_from((n, c, json.loads(d) if d else None, at) for n, c, d, at in found[10])
     return _assembled(location_id, seq, now, line, tickets, counters, calls, rows, read, parts)
 
 
@@ -447,14 +467,14 @@ class LocationViews:
         return await asyncio.shield(running)
 
     async def _compute(self, location_id: str) -> LocationView:
-        async with self.db.read() as session:
-            if not self.db.is_sqlite:
-                # one snapshot for the whole view: under READ COMMITTED a call committed
-                # between two reads tore it (a counter's current ticket still "waiting")
-                # (asked for as the transaction begins: no statement of its own)
-                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            known = self._latest.get(location_id)
-            view = await location_view(session, location_id, self.clock.now(), known)
+        known = self._latest.get(location_id)
+        if self.db.is_sqlite:
+            async with self.db.read() as session:
+                view = await location_view(session, location_id, self.clock.now(), known)
+        else:  # its one statement is one snapshot: outside any transaction (no BEGIN, COMMIT)
+            view = await _location_view_at_once(
+                self.db.peek_row, location_id, self.clock.now(), known
+            )
         latest = self._latest.get(location_id)
         if latest is None or view.seq >= latest.seq:
             self._latest[location_id] = view

@@ -196,11 +196,11 @@ LINE_CONTEXT = "SELECT" + _CONTEXT_COLUMNS
 
 # a live view's reads in one statement, so one snapshot (aufruf.display.service): the
 # location's seq; the tickets named by its events after seq $2 (none when $2 < 0), whether
-# one named no ticket, and those of them waiting (as WAITING's rows); LINE_CONTEXT's five
-# columns; the active counters in their order, each with its state and its current ticket
-# (with the ticket's counter's name, services and appointment); the latest $3 calls and
-# recalls up to the seq, newest first; and the location's time zone
-VIEW = (
+# one named no ticket, and those of them waiting (as WAITING's rows, plus the appointment's
+# code); LINE_CONTEXT's five columns; the active counters in their order, each with its
+# state and its current ticket (with the ticket's counter's name, services and appointment);
+# the latest $3 calls and recalls up to the seq, newest first; and the location's time zone
+VIEW_CHANGED = (
     """
 WITH seq AS (
     SELECT coalesce((SELECT seq FROM location_sequence WHERE location_id = $1), 0) AS seq
@@ -216,7 +216,8 @@ SELECT
         SELECT ROW(t.id, t.number::text, t.arrived_at, t.called_at, t.priority,
             t.appointment_id, a.start_at,
             ARRAY(SELECT s.service_id::text FROM ticket_service s WHERE s.ticket_id = t.id
-                ORDER BY s.service_id))
+                ORDER BY s.service_id),
+            a.code::text)
         FROM ticket t LEFT JOIN appointment a ON a.id = t.appointment_id
         WHERE t.location_id = $1 AND t.status = 'waiting'
             AND t.id IN (SELECT ticket_id FROM named)
@@ -250,3 +251,5 @@ SELECT
 FROM seq
 """
 )
+# the same with every waiting ticket (with $2 < 0: no tickets named)
+VIEW_WHOLE = VIEW_CHANGED.replace("            AND t.id IN (SELECT ticket_id FROM named)\n", "")

@@ -940,7 +940,7 @@ class Figures:
 
 
 async def figures(
-    session: AsyncSession,
+    session: AsyncSession | None,
     location_id: str,
     now: datetime,
     rules: QueueRules | None = None,
@@ -954,7 +954,7 @@ async def figures(
     given as `rows`, of which `made` are already made for the call order). With `newcomer`
     (services), the estimate also includes a ticket drawn now for them, under the id NEWCOMER
     (behind everyone who arrived at the same instant). `context`: the line's, when the caller
-    has read it."""
+    has read it (with it and `rows`, `session` may be None)."""
     if context is None:
         context = await line_context(session, location_id, rules)
     rules, desks = context.rules, context.desks
@@ -1356,7 +1356,7 @@ def rows_after(
 
 
 async def _waiting(
-    session: AsyncSession,
+    session: AsyncSession | None,
     location_id: str,
     rows: list[WaitingRow] | None = None,
     made: Mapping[int, logic.Waiting] | None = None,
