@@ -253,3 +253,38 @@ FROM seq
 )
 # the same with every waiting ticket (with $2 < 0: no tickets named)
 VIEW_WHOLE = VIEW_CHANGED.replace("            AND t.id IN (SELECT ticket_id FROM named)\n", "")
+
+
+# a counter's call ($2, at $3) takes the head of its line at location $1, in the call order of
+# logic.order_key: priority, then (without an appointment advantage) due appointments by their
+# time before everyone else by arrival, or (with the advantage $5) one band where a due
+# appointment ranks from the earlier of its arrival and its time less the advantage; ties by
+# arrival, then id. Due: from $4 (the grace) before the appointment's time. Only tickets whose
+# every service the counter serves; a ticket another counter holds is skipped. The ticket's
+# columns and its services (sorted).
+_DUE = "a.start_at IS NOT NULL AND a.start_at <= $3::timestamptz + $4::interval"
+_TAKE_NEXT = """
+WITH head AS (
+    SELECT t.id FROM ticket t LEFT JOIN appointment a ON a.id = t.appointment_id
+    WHERE t.location_id = $1 AND t.status = 'waiting'
+        AND NOT EXISTS (
+            SELECT FROM ticket_service ts WHERE ts.ticket_id = t.id AND ts.service_id NOT IN (
+                SELECT cs.service_id FROM counter_service cs WHERE cs.counter_id = $2))
+    ORDER BY t.priority DESC, {order}, t.arrived_at, t.id
+    LIMIT 1
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE ticket SET status = 'called', counter_id = $2, call_count = 1, called_at = $3
+FROM head WHERE ticket.id = head.id AND ticket.status = 'waiting'
+RETURNING ticket.*, ARRAY(
+    SELECT s.service_id::text FROM ticket_service s WHERE s.ticket_id = ticket.id
+    ORDER BY s.service_id) AS services
+"""
+TAKE_NEXT_DUE_FIRST = _TAKE_NEXT.format(
+    order=f"CASE WHEN {_DUE} THEN 0 ELSE 1 END, CASE WHEN {_DUE} THEN a.start_at"
+    " ELSE t.arrived_at END"
+)
+TAKE_NEXT_WITH_ADVANTAGE = _TAKE_NEXT.format(
+    order=f"CASE WHEN {_DUE} THEN least(t.arrived_at, a.start_at - $5::interval)"
+    " ELSE t.arrived_at END"
+)

@@ -8,15 +8,16 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Interval, and_, case, event, func, literal, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from aufruf.booking import logic as booking_logic
 from aufruf.booking import service as booking
@@ -1194,58 +1195,43 @@ async def _take_first(
 async def _take_next(
     session: AsyncSession, counter: Counter, now: datetime, order: logic.OrderRules
 ) -> tuple[Ticket | None, list[str]]:
-    """_take_first in one statement on PostgreSQL: the head of the counter's line, chosen by
-    the database in the call order of logic.order_key and called to it; a ticket another
-    counter holds is skipped, not waited for. The line is not read into the app (a thousand
-    waiting tickets for every call); tests hold this order to logic's."""
-    appointment_at = (
-        select(Appointment.start_at)
-        .where(Appointment.id == Ticket.appointment_id)
-        .scalar_subquery()
-    )
-    due = and_(Ticket.appointment_id.is_not(None), appointment_at <= now + order.due_grace)
+    """_take_first in one plain statement on PostgreSQL: the head of the counter's line,
+    chosen by the database in the call order of logic.order_key and called to it; a ticket
+    another counter holds is skipped, not waited for. The line is not read into the app (a
+    thousand waiting tickets for every call); tests hold this order to logic's."""
+    raw = await driver_connection(session)
+    assert raw is not None
+    params: list[Any] = [counter.location_id, counter.id, now, order.due_grace]
     if order.appointment_advantage is None:
-        bands = [case((due, 0), else_=1)]  # logic._DUE_BAND, logic._ARRIVAL_BAND
-        ranks_from = case((due, appointment_at), else_=Ticket.arrived_at)
+        statement = postgres.TAKE_NEXT_DUE_FIRST
     else:
-        bands = []  # every ticket in the arrival band
-        advantage = literal(order.appointment_advantage, Interval())
-        ranks_from = case(
-            (due, func.least(Ticket.arrived_at, appointment_at - advantage)),
-            else_=Ticket.arrived_at,
+        statement, params = (
+            postgres.TAKE_NEXT_WITH_ADVANTAGE,
+            [*params, order.appointment_advantage],
         )
-    unserved = (
-        select(TicketService.ticket_id)
-        .where(
-            TicketService.ticket_id == Ticket.id,
-            TicketService.service_id.not_in(
-                select(CounterService.service_id).where(CounterService.counter_id == counter.id)
-            ),
-        )
-        .exists()
-    )
-    head = (
-        select(Ticket.id)
-        .where(Ticket.location_id == counter.location_id, Ticket.status == "waiting", ~unserved)
-        .order_by(Ticket.priority.desc(), *bands, ranks_from, Ticket.arrived_at, Ticket.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    services = (
-        select(func.array_agg(TicketService.service_id))
-        .where(TicketService.ticket_id == Ticket.id)
-        .scalar_subquery()
-    )
-    taken = await session.execute(
-        update(Ticket)
-        .where(Ticket.id == head, Ticket.status == "waiting")
-        .values(status="called", counter_id=counter.id, call_count=1, called_at=now)
-        .returning(Ticket, services)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    row = taken.one_or_none()
-    return (row[0], sorted(row[1])) if row is not None else (None, [])
+    row = await raw.fetchrow(statement, *params)
+    if row is None:
+        return None, []
+    columns = dict(row.items())
+    services = columns.pop("services")
+    return _in_session(session, columns), services
+
+
+def _in_session(session: AsyncSession, columns: dict[str, Any]) -> Ticket:
+    """The ticket as a plain statement wrote it (all its columns), in the session as if read
+    there (the one already there, updated)."""
+    for name in ("issued_at", "arrived_at", "called_at", "started_at", "finished_at"):
+        if columns[name] is not None:
+            columns[name] = columns[name].astimezone(UTC)  # as UTCDateTime reads it
+    known = session.identity_map.get(session.identity_key(Ticket, columns["id"]))
+    if known is not None:
+        for name, value in columns.items():
+            set_committed_value(known, name, value)
+        return known
+    ticket = Ticket(**columns)
+    make_transient_to_detached(ticket)
+    session.add(ticket)
+    return ticket
 
 
 class WaitingRow(NamedTuple):

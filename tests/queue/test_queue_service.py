@@ -112,6 +112,24 @@ async def test_a_current_ticket_ended_elsewhere_is_not_ended_again_by_the_next_c
     assert kinds == ["issued", "called"]
 
 
+async def test_a_called_ticket_read_earlier_in_the_transaction_shows_the_call(db):
+    """The ticket a call takes was already read in the same transaction: the call's answer is
+    that ticket, as called (not a second copy, not the state before the call)."""
+    await a_location(db)
+    await open_counters(db, ["amt-1"])
+    ticket = await draw(db)
+    async with db.write() as session:
+        before = await queue.get_ticket(session, ticket.id)
+        assert before.status == "waiting"
+        called = await queue.call_next(session, queue.Change(), "amt-1", MONDAY_0900, "test")
+        assert called is before
+        assert (before.status, before.counter_id, before.called_at) == (
+            "called",
+            "amt-1",
+            MONDAY_0900,
+        )
+
+
 async def test_twenty_counters_race_for_ten_tickets(db):
     await a_location(db, counters=20)
     for _ in range(10):
