@@ -44,8 +44,12 @@ WHOLE_LINE_SECONDS = 10.0
 
 
 # a waiting ticket's part of a view that stays while its row stays: the row, the ticket as
-# the call order sees it, and its shape without the figures
-Part = tuple[queue.WaitingRow, logic.Waiting, dict[str, Any]]
+# the call order sees it, its shape without the figures, and its phone view's message as
+# the text before and after the figures (public_parts)
+Part = tuple[queue.WaitingRow, logic.Waiting, dict[str, Any], tuple[str, str]]
+
+# where a waiting ticket's phone message has its figures (the keys of public_ticket's shape)
+_FIGURES = '"people_ahead":0,"estimated_wait_minutes":0'
 
 
 def compact(message: dict[str, Any]) -> str:
@@ -85,7 +89,17 @@ class LocationView:
             shape = self.tickets.get(ticket_id)
             if shape is None:
                 return None
-            text = self._public[ticket_id] = compact(public_ticket(shape))
+            part = self.parts.get(ticket_id)
+            if part is not None and shape["status"] == "waiting":  # only the figures are new
+                before, after = part[3]
+                ahead, minutes = shape["people_ahead"], shape["estimated_wait_minutes"]
+                text = (
+                    f'{before}"people_ahead":{"null" if ahead is None else ahead},'
+                    f'"estimated_wait_minutes":{"null" if minutes is None else minutes}{after}'
+                )
+            else:
+                text = compact(public_ticket(shape))
+            self._public[ticket_id] = text
         return text
 
     def counter_message(self, counter_id: str) -> dict[str, Any] | None:
@@ -110,6 +124,16 @@ NOT_PUBLIC = ("arrived_at", "called_at", "token", "status_url")
 def public_ticket(shape: dict[str, Any]) -> dict[str, Any]:
     """The phone view's message of a ticket in the one ticket shape."""
     return {"type": "ticket", **{k: v for k, v in shape.items() if k not in NOT_PUBLIC}}
+
+
+def public_parts(shape: dict[str, Any]) -> tuple[str, str]:
+    """A waiting ticket's phone message (`shape`: its shape) as the text before and after its
+    figures: a view then writes a thousand of them without encoding each again. (A quote in a
+    JSON string is escaped, so the keys are found only where they are keys.)"""
+    text = compact(public_ticket({**shape, "people_ahead": 0, "estimated_wait_minutes": 0}))
+    before, found, after = text.partition(_FIGURES)
+    assert found, text
+    return before, after
 
 
 def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
@@ -157,7 +181,7 @@ async def waiting_shapes(
             base = _walk_in(row, location_id)
             if ticket_id in booked:
                 base = {**base, "appointment": booked[ticket_id]}
-            part = (row, row.as_waiting(), base)
+            part = (row, row.as_waiting(), base, public_parts(base))
         parts[ticket_id] = part
         shapes[ticket_id] = {
             **part[2],

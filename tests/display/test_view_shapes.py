@@ -153,3 +153,38 @@ async def test_the_view_read_in_one_statement_says_what_the_reads_one_at_a_time_
             assert stepwise.tickets == whole.tickets
             assert stepwise.queues == whole.queues
             assert stepwise.waiting == whole.waiting
+
+
+async def test_every_phone_message_of_a_view_is_its_ticket_in_the_phone_shape(db):
+    """A waiting ticket's phone message is written from a template made once for its row; it
+    must be exactly the encoded public shape, with the figures of this view (none too)."""
+    from aufruf.display.service import compact, public_ticket
+
+    await a_location(db, services={"pass": 10, "other": 15}, counters=2)
+    booked = await a_booking(db, MONDAY_0900 + timedelta(minutes=20))
+    async with db.write() as session:
+        await session.execute(  # nobody serves "other" alone: no estimate for those
+            delete(CounterService).where(CounterService.service_id == "other")
+        )
+    for services in (["pass"], ["other"], ["pass", "other"], ["pass"]):
+        await draw(db, services)
+    async with db.write() as session:
+        await queue.check_in(
+            session, queue.Change(), MONDAY_0900, "amt", booked.appointment.code, actor="kiosk"
+        )
+    await open_counters(db, ["amt-1"])
+    called = await call_next(db, "amt-1")
+    async with db.read() as session:
+        known = await location_view(session, "amt", MONDAY_0900)
+    await call_next(db, "amt-1")
+    async with db.read() as session:
+        view = await location_view(session, "amt", MONDAY_0900, known)
+
+    for earlier_or_later in (known, view):
+        for ticket_id, shape in earlier_or_later.tickets.items():
+            assert earlier_or_later.public_text(ticket_id) == compact(public_ticket(shape))
+    messages = [msgspec.json.decode(view.public_text(i)) for i in view.tickets]
+    assert any(m.get("appointment") for m in messages)
+    assert any(m["estimated_wait_minutes"] is None for m in messages)
+    assert {m["status"] for m in messages} == {"waiting", "called"}
+    assert called.id not in view.tickets  # done by the second call
