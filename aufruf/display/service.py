@@ -294,23 +294,24 @@ async def _location_view_at_once(
     read = time.monotonic()
     found = None
     if known is not None and read - known.rows_read < WHOLE_LINE_SECONDS:
-        found = await fetch_row(postgres.VIEW_CHANGED, location_id, known.seq, LAST_CALLS * 4)
-        assert found is not None  # one row, always
+        found = await fetch_row(postgres.VIEW_CHANGED, location_id, known.seq, _CALL_ROWS)
+        assert found is not None
         named = set(found[1])
         if found[2] or not queue.changes_are_few(known.seq, found[0], named):
             found = None
-    if found is None:
-        found = await fetch_row(postgres.VIEW_WHOLE, location_id, -1, LAST_CALLS * 4)
-        assert found is not None
-        known, named = None, set()
+    whole = found is None
+    if whole:
+        found = await fetch_row(postgres.VIEW_WHOLE, location_id, -1, _CALL_ROWS)
+    assert found is not None  # one row, always
     seq, records, zone = found[0], found[3], ZoneInfo(found[11])
     fresh = [queue.WaitingRow._make(record[:8]) for record in records]
     booked = _appointment_parts(zip(fresh, (r[8] for r in records), strict=True), zone)
-    if known is not None:
+    if whole:
+        rows = {row.id: row for row in fresh}
+    else:
+        assert known is not None  # the changes were read from it
         rows = {row.id: row for row in queue.rows_after(known.rows, named, fresh)}
         read = known.rows_read
-    else:
-        rows = {row.id: row for row in fresh}
     line, tickets, parts = await waiting_shapes(
         None,
         location_id,
@@ -382,10 +383,10 @@ def _assembled(
         for desk in line.desks
     }
     waiting = Tally(s for i in tickets for s in line.services[i])
-    open_tickets = {i: dict(shape) for i, shape in tickets.items()}
+    open_tickets = dict(tickets)  # the shapes are shared: nothing changes them once made
     for shape in counters.values():
         if shape["current"] is not None:
-            open_tickets[shape["current"]["id"]] = dict(shape["current"])
+            open_tickets[shape["current"]["id"]] = shape["current"]
     return LocationView(
         location=location_id,
         seq=seq,
@@ -403,11 +404,11 @@ def _assembled(
 
 
 LAST_CALLS = 8
+# the call and recall events read for them: a number called again takes more than one
+_CALL_ROWS = LAST_CALLS * 4
 
 
-async def last_calls(
-    session: AsyncSession, location_id: str, seq: int, limit: int = LAST_CALLS
-) -> list[dict[str, Any]]:
+async def last_calls(session: AsyncSession, location_id: str, seq: int) -> list[dict[str, Any]]:
     """The last calls (and recalls) up to `seq`, newest first, one per number: what a wall
     display lists."""
     rows = await session.execute(
@@ -418,13 +419,13 @@ async def last_calls(
             QueueEvent.kind.in_(("called", "recalled")),
         )
         .order_by(QueueEvent.seq.desc())
-        .limit(limit * 4)
+        .limit(_CALL_ROWS)
     )
-    return _calls_from(rows, limit)
+    return _calls_from(rows)
 
 
 def _calls_from(
-    rows: Iterable[tuple[str | None, str | None, dict | None, datetime]], limit: int = LAST_CALLS
+    rows: Iterable[tuple[str | None, str | None, dict | None, datetime]],
 ) -> list[dict[str, Any]]:
     """The last calls from call and recall events (number, counter id, data, at), newest
     first: one per number."""
@@ -436,7 +437,7 @@ def _calls_from(
         seen.add(number)
         counter = (data or {}).get("counter") or counter_id
         calls.append({"number": number, "counter": counter, "at": at.isoformat()})
-        if len(calls) == limit:
+        if len(calls) == LAST_CALLS:
             break
     return calls
 
