@@ -1,9 +1,10 @@
-"""The ticket draw's statements on PostgreSQL, as plain SQL on the session's own asyncpg
-connection (aufruf.db.driver_connection): the ticket with its number, its services and its
-event with the location's next seq in one statement, so the two rows every draw locks are
-held for that statement and the commit alone. The rules are those of the portable path in
-service.py: the number row and the sequence row stay locked to commit, so numbers never
-repeat and commit order is seq order."""
+"""The hot statements of the queue on PostgreSQL, as plain SQL on the session's own asyncpg
+connection (aufruf.db.driver_connection): a draw's ticket with its number, its services and
+its event with the location's next seq in one statement, so the two rows every draw locks are
+held for that statement and the commit alone; a counter's call (the current ticket done, the
+next one called, both events) in one statement too; the reads of the line and of a live view.
+The rules are those of the portable path in service.py: the number row and the sequence row
+stay locked to commit, so numbers never repeat and commit order is seq order."""
 
 from __future__ import annotations
 
@@ -255,16 +256,28 @@ FROM seq
 VIEW_WHOLE = VIEW_CHANGED.replace("            AND t.id IN (SELECT ticket_id FROM named)\n", "")
 
 
-# a counter's call ($2, at $3) takes the head of its line at location $1, in the call order of
+# a counter's call as one statement: the counter's current ticket ($5, or NULL) done (with its
+# appointment completed) unless it already left the called and serving states; the head of the
+# counter's line taken and called; the counter's state pointing at it; and an event for each
+# of the two, "done" then "called" (with the counter's name $6, by actor $7), under the
+# location's next seqs. The rows: the ticket ended (i = 1) and the ticket called (i = 2), each
+# with all its columns, its services (the called one's, sorted) and the seqs written.
+#
+# The head of the line at location $1 for counter $2 at $3 is in the call order of
 # logic.order_key: priority, then (without an appointment advantage) due appointments by their
-# time before everyone else by arrival, or (with the advantage $5) one band where a due
+# time before everyone else by arrival, or (with the advantage $8) one band where a due
 # appointment ranks from the earlier of its arrival and its time less the advantage; ties by
 # arrival, then id. Due: from $4 (the grace) before the appointment's time. Only tickets whose
-# every service the counter serves; a ticket another counter holds is skipped. The ticket's
-# columns and its services (sorted).
+# every service the counter serves; a ticket another counter holds is skipped.
 _DUE = "a.start_at IS NOT NULL AND a.start_at <= $3::timestamptz + $4::interval"
-_TAKE_NEXT = """
-WITH head AS (
+_CALL = """
+WITH ended AS (
+    UPDATE ticket SET status = 'done', finished_at = $3::timestamptz
+    WHERE id = $5 AND status IN ('called', 'serving')
+    RETURNING *
+), completed AS (
+    UPDATE appointment SET status = 'completed' WHERE id IN (SELECT appointment_id FROM ended)
+), head AS (
     SELECT t.id FROM ticket t LEFT JOIN appointment a ON a.id = t.appointment_id
     WHERE t.location_id = $1 AND t.status = 'waiting'
         AND NOT EXISTS (
@@ -273,18 +286,48 @@ WITH head AS (
     ORDER BY t.priority DESC, {order}, t.arrived_at, t.id
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
+), taken AS (
+    UPDATE ticket SET status = 'called', counter_id = $2, call_count = 1, called_at = $3
+    FROM head WHERE ticket.id = head.id AND ticket.status = 'waiting'
+    RETURNING ticket.*, ARRAY(
+        SELECT s.service_id::text FROM ticket_service s WHERE s.ticket_id = ticket.id
+        ORDER BY s.service_id) AS services
+), seated AS (
+    UPDATE counter_state SET current_ticket_id = (SELECT id FROM taken), updated_at = $3
+    WHERE counter_id = $2 AND (current_ticket_id IS NOT NULL OR EXISTS (SELECT FROM taken))
+), news AS (
+    SELECT 1 AS i, 'done' AS kind, id AS ticket_id, number::text AS number,
+        '[]' AS services, '{{}}' AS data
+    FROM ended
+    UNION ALL
+    SELECT 2, 'called', id, number::text, array_to_json(services)::text,
+        json_build_object('counter', $6::text)::text
+    FROM taken
+), next AS (
+    INSERT INTO location_sequence AS q (location_id, seq)
+    SELECT $1, count(*) FROM news HAVING count(*) > 0
+    ON CONFLICT (location_id) DO UPDATE SET seq = q.seq + excluded.seq
+    RETURNING seq
+), written AS (
+    INSERT INTO queue_event (location_id, seq, kind, ticket_id, number, services, counter_id,
+        actor, at, data)
+    SELECT $1, next.seq - count(*) OVER () + row_number() OVER (ORDER BY n.i), n.kind,
+        n.ticket_id, n.number, n.services::json, $2, $7::text, $3, n.data::json
+    FROM next, news n
+    RETURNING seq
 )
-UPDATE ticket SET status = 'called', counter_id = $2, call_count = 1, called_at = $3
-FROM head WHERE ticket.id = head.id AND ticket.status = 'waiting'
-RETURNING ticket.*, ARRAY(
-    SELECT s.service_id::text FROM ticket_service s WHERE s.ticket_id = ticket.id
-    ORDER BY s.service_id) AS services
+SELECT 1 AS i, ended.*, NULL::text[] AS services,
+    (SELECT array_agg(seq ORDER BY seq) FROM written) AS seqs
+FROM ended
+UNION ALL
+SELECT 2, taken.*, (SELECT array_agg(seq ORDER BY seq) FROM written) FROM taken
+ORDER BY i
 """
-TAKE_NEXT_DUE_FIRST = _TAKE_NEXT.format(
+CALL_DUE_FIRST = _CALL.format(
     order=f"CASE WHEN {_DUE} THEN 0 ELSE 1 END, CASE WHEN {_DUE} THEN a.start_at"
     " ELSE t.arrived_at END"
 )
-TAKE_NEXT_WITH_ADVANTAGE = _TAKE_NEXT.format(
-    order=f"CASE WHEN {_DUE} THEN least(t.arrived_at, a.start_at - $5::interval)"
+CALL_WITH_ADVANTAGE = _CALL.format(
+    order=f"CASE WHEN {_DUE} THEN least(t.arrived_at, a.start_at - $8::interval)"
     " ELSE t.arrived_at END"
 )

@@ -1134,36 +1134,114 @@ async def call_next(
 ) -> Ticket | None:
     """Call the next ticket this counter serves; a ticket still current here is done first.
     Two counters never get the same ticket: the ticket is taken with a conditional update
-    (PostgreSQL: skipping rows another transaction holds). The events are written last, in
-    one statement, so the location's sequence is locked only for the end of the
-    transaction."""
+    (PostgreSQL: skipping rows another transaction holds). The events are written last, so
+    the location's sequence is locked only for the end of the transaction; on PostgreSQL all
+    of the call's writes are one statement (_call_in_one)."""
     counter = await _counter(session, counter_id)
-    state = await counter_state(session, counter_id, now)
+    state, rules = await _state_and_rules(session, counter, now, rules)
     if state.status != "open":
         raise Conflict(f"{counter.name} is {state.status}; open it first.", reason="closed")
-    rules = await rules_at(session, counter.location_id, rules)
     if _is_postgres(session):
-        chosen, services = await _take_next(session, counter, now, rules.order)
-    else:
-        chosen, services = await _take_first(session, counter, now, rules.order)
+        return await _call_in_one(session, change, counter, state, now, actor, rules.order)
+    chosen, services = await _take_first(session, counter, now, rules.order)
     _, events = await _end_current(session, state, counter, now, actor, "done")
     if chosen is not None:
         state.current_ticket_id = chosen.id
         state.updated_at = now
-        events.append(
-            an_event(
-                counter.location_id,
-                "called",
-                now,
-                ticket=chosen,
-                services=services,
-                counter_id=counter_id,
-                actor=actor,
-                data={"counter": counter.name},
-            )
-        )
+        events.append(_called(counter, chosen, services, now, actor))
     await write_events(session, change, counter.location_id, events)
     return chosen
+
+
+async def _state_and_rules(
+    session: AsyncSession, counter: Counter, now: datetime, rules: QueueRules | None
+) -> tuple[CounterState, QueueRules]:
+    """counter_state and rules_at in one read (when the state row exists and no rules are
+    given)."""
+    if rules is None:
+        location_rules = select(Location.queue).where(Location.id == counter.location_id)
+        stmt = (
+            select(CounterState, location_rules.scalar_subquery())
+            .where(CounterState.counter_id == counter.id)
+            .with_for_update(of=CounterState)
+            .execution_options(populate_existing=True)
+        )
+        found = (await session.execute(stmt)).one_or_none()
+        if found is not None:
+            return found[0], queue_rules(found[1])
+    state = await counter_state(session, counter.id, now)
+    return state, await rules_at(session, counter.location_id, rules)
+
+
+def _called(
+    counter: Counter, ticket: Ticket, services: list[str], now: datetime, actor: str | None
+) -> QueueEvent:
+    return an_event(
+        counter.location_id,
+        "called",
+        now,
+        ticket=ticket,
+        services=services,
+        counter_id=counter.id,
+        actor=actor,
+        data={"counter": counter.name},
+    )
+
+
+async def _call_in_one(
+    session: AsyncSession,
+    change: Change,
+    counter: Counter,
+    state: CounterState,
+    now: datetime,
+    actor: str | None,
+    order: logic.OrderRules,
+) -> Ticket | None:
+    """call_next's writes on PostgreSQL in one plain statement (postgres.CALL_*): the current
+    ticket done, the head of the counter's line, chosen by the database in the call order of
+    logic.order_key, called (a ticket another counter holds is skipped, not waited for), the
+    state and both events, where the portable path sends five statements. The line is not
+    read into the app (a thousand waiting tickets for every call); tests hold this order to
+    logic's. The tickets and the state join the session as if read there."""
+    raw = await driver_connection(session)
+    assert raw is not None
+    params: list[Any] = [
+        counter.location_id, counter.id, now, order.due_grace, state.current_ticket_id,
+        counter.name, actor,
+    ]  # fmt: skip
+    statement = postgres.CALL_DUE_FIRST
+    if order.appointment_advantage is not None:
+        statement = postgres.CALL_WITH_ADVANTAGE
+        params.append(order.appointment_advantage)
+    chosen: Ticket | None = None
+    events: list[QueueEvent] = []
+    for row in await raw.fetch(statement, *params):
+        columns = dict(row.items())
+        step, services, seqs = columns.pop("i"), columns.pop("services"), columns.pop("seqs")
+        ticket = _in_session(session, columns)
+        if step == 1:
+            _completed_in_session(session, ticket.appointment_id)
+            event = an_event(
+                counter.location_id, "done", now, ticket=ticket, counter_id=counter.id, actor=actor
+            )
+        else:
+            chosen, event = ticket, _called(counter, ticket, services, now, actor)
+        event.seq = seqs[len(events)]
+        events.append(event)
+    if state.current_ticket_id is not None or chosen is not None:
+        set_committed_value(state, "current_ticket_id", chosen.id if chosen else None)
+        set_committed_value(state, "updated_at", now)
+    change.events.extend(events)
+    return chosen
+
+
+def _completed_in_session(session: AsyncSession, appointment_id: int | None) -> None:
+    """An appointment the call completed in plain SQL, as the session has it (if it does)."""
+    if appointment_id is None:
+        return
+    known = session.identity_map.get(session.identity_key(Appointment, appointment_id))
+    if known is not None:
+        set_committed_value(known, "status", "completed")
 
 
 async def _take_first(
@@ -1171,7 +1249,7 @@ async def _take_first(
 ) -> tuple[Ticket | None, list[str]]:
     """The head of the counter's line (logic.desk_line over the waiting tickets as read),
     called to it with a conditional update; the next one if another counter took it first
-    (SQLite: PostgreSQL has _take_next)."""
+    (SQLite: PostgreSQL has _call_in_one)."""
     served = frozenset(
         await session.scalars(
             select(CounterService.service_id).where(CounterService.counter_id == counter.id)
@@ -1190,31 +1268,6 @@ async def _take_first(
         if chosen is not None:
             return chosen, waiting.services
     return None, []
-
-
-async def _take_next(
-    session: AsyncSession, counter: Counter, now: datetime, order: logic.OrderRules
-) -> tuple[Ticket | None, list[str]]:
-    """_take_first in one plain statement on PostgreSQL: the head of the counter's line,
-    chosen by the database in the call order of logic.order_key and called to it; a ticket
-    another counter holds is skipped, not waited for. The line is not read into the app (a
-    thousand waiting tickets for every call); tests hold this order to logic's."""
-    raw = await driver_connection(session)
-    assert raw is not None
-    params: list[Any] = [counter.location_id, counter.id, now, order.due_grace]
-    if order.appointment_advantage is None:
-        statement = postgres.TAKE_NEXT_DUE_FIRST
-    else:
-        statement, params = (
-            postgres.TAKE_NEXT_WITH_ADVANTAGE,
-            [*params, order.appointment_advantage],
-        )
-    row = await raw.fetchrow(statement, *params)
-    if row is None:
-        return None, []
-    columns = dict(row.items())
-    services = columns.pop("services")
-    return _in_session(session, columns), services
 
 
 def _in_session(session: AsyncSession, columns: dict[str, Any]) -> Ticket:

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from aufruf.errors import Conflict, InvalidInput, NotFound
 from aufruf.queue import service as queue
@@ -110,6 +110,64 @@ async def test_a_current_ticket_ended_elsewhere_is_not_ended_again_by_the_next_c
             await session.scalars(select(QueueEvent.kind).where(QueueEvent.ticket_id == first.id))
         )
     assert kinds == ["issued", "called"]
+
+
+async def test_a_call_first_ends_the_current_ticket_and_completes_its_appointment(db):
+    """The next call ends the counter's current ticket (a checked-in appointment: the
+    appointment is completed), then calls the next one, in two events with consecutive seqs;
+    a call with nobody left ends the current ticket and leaves the counter free."""
+    await a_location(db)
+    booked = await a_booking(db, MONDAY_0900)
+    async with db.write() as session:
+        checked_in = await queue.check_in(
+            session, queue.Change(), MONDAY_0900, "amt", booked.appointment.code, actor="kiosk"
+        )
+    walk_in = await draw(db)
+    await open_counters(db, ["amt-1"])
+    first = queue.Change()
+    async with db.write() as session:
+        assert (await queue.call_next(session, first, "amt-1", MONDAY_0900, "test")).id == (
+            checked_in.id
+        )
+    later = MONDAY_0900 + timedelta(minutes=7)
+    second = queue.Change()
+    async with db.write() as session:
+        called = await queue.call_next(session, second, "amt-1", later, "test")
+        assert called is not None and called.id == walk_in.id
+        state = await queue.counter_state(session, "amt-1", later)
+        assert (state.current_ticket_id, state.updated_at) == (walk_in.id, later)
+    (called_first,) = first.events
+    assert [(e.kind, e.ticket_id, e.seq, e.counter_id) for e in second.events] == [
+        ("done", checked_in.id, called_first.seq + 1, "amt-1"),
+        ("called", walk_in.id, called_first.seq + 2, "amt-1"),
+    ]
+    assert second.events[1].data == {"counter": "Platz 1"}
+    assert second.events[1].services == ["pass"]
+    async with db.read() as session:
+        ended = await session.get(Ticket, checked_in.id)
+        assert (ended.status, ended.finished_at) == ("done", later)
+        appointment = await session.get(type(booked.appointment), booked.appointment.id)
+        assert appointment.status == "completed"
+        written = list(
+            await session.scalars(
+                select(QueueEvent).where(QueueEvent.seq > called_first.seq).order_by(QueueEvent.seq)
+            )
+        )
+    assert [(e.kind, e.ticket_id, e.number, e.services, e.data) for e in written] == [
+        ("done", checked_in.id, checked_in.number, [], {}),
+        ("called", walk_in.id, walk_in.number, ["pass"], {"counter": "Platz 1"}),
+    ]
+    last = queue.Change()
+    async with db.write() as session:
+        assert await queue.call_next(session, last, "amt-1", later, "test") is None
+        assert (await queue.counter_state(session, "amt-1", later)).current_ticket_id is None
+    assert [(e.kind, e.ticket_id) for e in last.events] == [("done", walk_in.id)]
+    quiet = queue.Change()
+    async with db.write() as session:  # nobody current, nobody waiting: nothing happens
+        assert await queue.call_next(session, quiet, "amt-1", later, "test") is None
+    assert quiet.events == []
+    async with db.read() as session:
+        assert await session.scalar(select(func.max(QueueEvent.seq))) == last.events[0].seq
 
 
 async def test_a_called_ticket_read_earlier_in_the_transaction_shows_the_call(db):
