@@ -377,7 +377,7 @@ def _assembled(
 ) -> LocationView:
     """The view from what was read: each counter's part of the line, the counts per service,
     and every open ticket by id."""
-    wanted = {i: frozenset(line.services[i]) for i in tickets}
+    wanted = {i: parts[i][1].services for i in tickets}  # as the call order had them
     queues = {
         desk.id: [tickets[i] for i, services in wanted.items() if services <= desk.services]
         for desk in line.desks

@@ -168,10 +168,10 @@ def people_ahead(
     reactivated ticket; or when counters are reconfigured.
     """
     order = list(waiting) if in_order else call_order(waiting, now, rules)
-    lines = _ahead_in_lines(order, {d.services for d in desks}, lambda _services: 1)
+    least = _least_ahead(order, {d.services for d in desks}, lambda _services: 1)
     return {
-        t.id: int(min(lines[t.id].values())) if lines[t.id] else position
-        for position, t in enumerate(order)
+        t.id: position if ahead is None else int(ahead)
+        for position, (t, ahead) in enumerate(zip(order, least, strict=True))
     }
 
 
@@ -200,7 +200,7 @@ def estimated_wait_minutes(
     """
     order = list(waiting) if in_order else call_order(waiting, now, rules)
     open_desks = [d for d in desks if d.open]
-    lines = _ahead_in_lines(
+    least = _least_ahead(
         order,
         {d.services for d in open_desks},
         lambda services: _minutes(services, service_minutes),
@@ -217,12 +217,12 @@ def estimated_wait_minutes(
         able = [d for d in open_desks if services <= d.services]
         sharing[services] = (len(able), sum(in_progress.get(d.id, 0.0) for d in able))
     estimates: dict[int, int | None] = {}
-    for t in order:
+    for t, ahead in zip(order, least, strict=True):
         counters, busy = sharing[t.services]
-        if not counters:
+        if not counters or ahead is None:
             estimates[t.id] = None
             continue
-        work = min(lines[t.id].values()) + busy
+        work = ahead + busy
         # a hair below a whole minute from float sums is that minute, not the next
         estimates[t.id] = max(0, math.ceil(work / counters - 1e-9))
     return estimates
@@ -258,14 +258,15 @@ def rolling_service_minutes(
     return minutes
 
 
-def _ahead_in_lines(
+def _least_ahead(
     order: Sequence[Waiting],
     desk_services: Iterable[frozenset[str]],
     weight: Callable[[frozenset[str]], float],
-) -> dict[int, dict[frozenset[str], float]]:
-    """Per ticket id, per counter service set able to serve it: the weight (of a ticket's
-    services) of the tickets before it in that counter's line."""
-    ahead: dict[int, dict[frozenset[str], float]] = {t.id: {} for t in order}
+) -> list[float | None]:
+    """Per ticket of `order` (by position): the least weight (of a ticket's services) of the
+    tickets before it in the line of a counter able to serve it, over the counters'
+    service sets; None when no counter can serve it."""
+    least: list[float | None] = [None] * len(order)
     kinds = {t.services for t in order}
     weights: dict[frozenset[str], float] = {}
     for desk in desk_services:
@@ -273,11 +274,13 @@ def _ahead_in_lines(
         for services in served - weights.keys():
             weights[services] = weight(services)
         total = 0.0
-        for t in order:
+        for position, t in enumerate(order):
             if t.services in served:
-                ahead[t.id][desk] = total
+                known = least[position]
+                if known is None or total < known:
+                    least[position] = total
                 total += weights[t.services]
-    return ahead
+    return least
 
 
 def _minutes(services: frozenset[str], service_minutes: Mapping[str, float]) -> float:
