@@ -5,7 +5,10 @@ event was queued a thousand times, woke a thousand tasks and was parsed from JSO
 times. `LocationHub` subscribes once per location while any socket follows it, parses each
 message once, computes the location's view for it once (LocationViews) and hands both to every
 registered stream synchronously (`on_event`), so an event costs a socket one wake-up: its
-render task, when there is something to send. A RESYNC from the
+render task, when there is something to send (a phone's stream sends in the hub's turn, with
+no wake-up at all). Events that arrive while a view is read are handed over with it in the
+same pass; the streams that send from tasks of their own (wall displays, desks) hear first
+and send in the turn the hub then gives up, the phones after them. A RESYNC from the
 channels backend (aufruf.display.channels) is answered once per location: the location's seq
 is read once from the database and handed to every stream, which then catches up as after a gap.
 """
@@ -29,6 +32,9 @@ log = logging.getLogger("aufruf.display")
 
 
 class Listener(Protocol):
+    """A live stream; one with `in_turn = True` sends in the hub's turn, and hears each event
+    after those that send in tasks of their own."""
+
     def on_event(self, message: dict[str, Any], view: LocationView | None) -> None: ...
 
     def heard_seq(self, seq: int, view: LocationView | None) -> None: ...
@@ -76,22 +82,53 @@ class LocationHub:
             await self.channels.unsubscribe(subscriber)
 
     async def _dispatch(self, location: str, subscriber: Any) -> None:
-        async for raw in subscriber.iter_events():
-            try:
-                message = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(message, dict):
+        events = subscriber.iter_events()
+        async for raw in events:
+            message = _parsed(raw)
+            if message is None:
                 continue
             if is_resync(message):
                 await self._resync(location)
                 continue
             view = await self._view(location, message.get("seq"))
-            for stream in list(self._streams.get(location, ())):
+            # the events that came while the view was read (mostly the rest of the same
+            # transaction: a call's "done" and "called") are handed over with it, in one pass
+            # over the streams: a wall display then gets the call with the first pass, not
+            # after every phone has had its message
+            batch, resync, ended = [message], False, False
+            while not resync and subscriber.qsize:  # a property
                 try:
-                    stream.on_event(message, view)
-                except Exception:  # one stream's fault must not silence the others
-                    log.exception("a live stream of %s failed on an event", location)
+                    more = _parsed(await anext(events))
+                except StopAsyncIteration:
+                    ended = True
+                    break
+                if more is not None:
+                    resync = is_resync(more)
+                    if not resync:
+                        batch.append(more)
+            # the wall displays and desks first, and their messages out (their render tasks
+            # run in the turn given up here), then the phones, which send in this turn: a
+            # call is on the wall before a thousand phones have had theirs
+            self._hand(location, batch, view, in_turn=False)
+            await asyncio.sleep(0)
+            self._hand(location, batch, view, in_turn=True)
+            if resync:
+                await self._resync(location)
+            if ended:
+                return
+
+    def _hand(
+        self, location: str, batch: list[dict[str, Any]], view: LocationView | None, in_turn: bool
+    ) -> None:
+        """`batch` and its view to the streams that send in the hub's turn, or to the others."""
+        for stream in list(self._streams.get(location, ())):
+            if getattr(stream, "in_turn", False) is not in_turn:
+                continue
+            try:
+                for each in batch:
+                    stream.on_event(each, view)
+            except Exception:  # one stream's fault must not silence the others
+                log.exception("a live stream of %s failed on an event", location)
 
     async def _view(self, location: str, seq: Any) -> LocationView | None:
         """The location's view at `seq`, computed once here for every stream (else each of
@@ -112,6 +149,15 @@ class LocationHub:
             return
         for stream in list(self._streams.get(location, ())):
             stream.heard_seq(view.seq, view)
+
+
+def _parsed(raw: bytes | str) -> dict[str, Any] | None:
+    """A channel message as a dict, or None if it is not one."""
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def hub_of(app: Any, channels: ChannelsPlugin, views: LocationViews) -> LocationHub:

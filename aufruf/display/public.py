@@ -350,6 +350,7 @@ class TicketStream(CounterStream):
     from the shared view; a ticket that left the line is read once when it leaves."""
 
     kind = "ticket"
+    in_turn = True
 
     def __init__(self, socket: WebSocket, ticket_id: int, location: str, views: LocationViews):
         super().__init__(socket, str(ticket_id), location, views)

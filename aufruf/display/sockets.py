@@ -112,6 +112,7 @@ class CounterStream:
     """One socket's life after the snapshot: see the module's docstring."""
 
     kind = "counter"  # for the log
+    in_turn = False  # sends in the LocationHub's turn (deliver_now), or in its render task
 
     def __init__(self, socket: WebSocket, counter_id: str, location: str, views: LocationViews):
         self.socket = socket

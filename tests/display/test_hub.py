@@ -103,3 +103,65 @@ async def test_a_failing_stream_does_not_silence_the_others(db, clock):
                 while fine.events != [3, 4]:
                     await fine.heard.wait()
                     fine.heard.clear()
+
+
+async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_phones():
+    """A transaction's events ("done", then "called") arrive while the view is being read:
+    the view is read once and handed over with both; the wall displays (sending from tasks
+    of their own) send before the phones (sending in the hub's turn) get theirs."""
+    order: list[tuple[str, list[int]]] = []
+    reads: list[int] = []
+    asked, gate, queued, done = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    class Views:
+        async def at_least(self, location: str, seq: int):
+            reads.append(seq)
+            asked.set()
+            await gate.wait()
+            return f"view at {seq}"
+
+    class Wall(Ear):
+        def __init__(self) -> None:
+            super().__init__()
+            self.task = asyncio.create_task(self.render())
+
+        async def render(self) -> None:
+            while True:
+                await self.heard.wait()
+                self.heard.clear()
+                order.append(("wall", list(self.events)))
+
+    class Phone(Ear):
+        in_turn = True
+
+        def on_event(self, message: dict, view) -> None:
+            super().on_event(message, view)
+            order.append(("phone", list(self.events)))
+            if len(self.events) == 2:
+                done.set()
+
+    async with ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[CHANNEL]) as plugin:
+        hub = LocationHub(plugin, Views())
+        wall, phone = Wall(), Phone()
+        async with hub.joined("amt", wall), hub.joined("amt", phone):
+            subscriber = hub._feeds["amt"][0]
+            put = subscriber.put_nowait
+
+            def noted(item):  # the hub's queue has the event (the plugin puts it there)
+                put(item)
+                queued.set()
+
+            subscriber.put_nowait = noted
+            async with asyncio.timeout(5):
+                await plugin.wait_published({"type": "done", "seq": 8}, CHANNEL)
+                await asked.wait()  # the hub reads the view for 8 …
+                queued.clear()
+                await plugin.wait_published({"type": "called", "seq": 9}, CHANNEL)
+                await queued.wait()  # … while 9 comes
+                gate.set()
+                await done.wait()
+        wall.task.cancel()
+    assert reads == [8]  # one view for both
+    assert phone.events == wall.events == [8, 9]
+    assert phone.views == wall.views == ["view at 8", "view at 8"]
+    assert order == [("wall", [8, 9]), ("phone", [8]), ("phone", [8, 9])]
