@@ -16,6 +16,7 @@ from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -497,9 +498,8 @@ class LocationViews:
             async with self.db.read() as session:
                 view = await location_view(session, location_id, self.clock.now(), known)
         else:  # its one statement is one snapshot: outside any transaction (no BEGIN, COMMIT)
-            view = await _location_view_at_once(
-                self.db.peek_row, location_id, self.clock.now(), known
-            )
+            read = partial(self.db.peek_row, planned_once=True)
+            view = await _location_view_at_once(read, location_id, self.clock.now(), known)
         latest = self._latest.get(location_id)
         if latest is None or view.seq >= latest.seq:
             self._latest[location_id] = view
