@@ -32,8 +32,9 @@ log = logging.getLogger("aufruf.display")
 
 
 class Listener(Protocol):
-    """A live stream; one with `in_turn = True` sends in the hub's turn, and hears each event
-    after those that send in tasks of their own."""
+    """A live stream; one with `in_turn = True` sends its state in the hub's turn, after those
+    that send from tasks of their own, and of the events that came together hears the newest
+    only."""
 
     def on_event(self, message: dict[str, Any], view: LocationView | None) -> None: ...
 
@@ -111,7 +112,9 @@ class LocationHub:
             # call is on the wall before a thousand phones have had theirs
             self._hand(location, batch, view, in_turn=False)
             await asyncio.sleep(0)
-            self._hand(location, batch, view, in_turn=True)
+            # a stream that sends in this turn sends its state from the view: the newest
+            # event is all it needs to hear
+            self._hand(location, [max(batch, key=_seq)], view, in_turn=True)
             if resync:
                 await self._resync(location)
             if ended:
@@ -149,6 +152,11 @@ class LocationHub:
             return
         for stream in list(self._streams.get(location, ())):
             stream.heard_seq(view.seq, view)
+
+
+def _seq(message: dict[str, Any]) -> int:
+    seq = message.get("seq")
+    return seq if isinstance(seq, int) else -1
 
 
 def _parsed(raw: bytes | str) -> dict[str, Any] | None:
