@@ -167,3 +167,58 @@ async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_p
     assert phone.events == [9]  # the phone sends a state: the newest event says all
     assert phone.views == ["view at 8"]
     assert order == [("wall", [8, 9]), ("phone", [9])]
+
+
+async def test_a_resync_that_comes_while_a_view_is_read_is_answered_in_its_place():
+    """Of the messages that came while a view was read, those before a RESYNC go out with
+    that view; then the location's seq is read for the RESYNC; what came after it gets a
+    view of its own."""
+    log: list[tuple[str, int]] = []
+    reads: list[int] = []
+    asked, gate, queued, done = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    class View:
+        def __init__(self, seq: int) -> None:
+            self.seq = seq
+
+    class Views:
+        async def at_least(self, location: str, seq: int):
+            reads.append(seq)
+            asked.set()
+            await gate.wait()
+            return View(seq)
+
+        async def current(self, location: str):
+            return View(9)
+
+    class Log(Ear):
+        def on_event(self, message: dict, view) -> None:
+            log.append(("event", message["seq"]))
+            if message["seq"] == 10:
+                done.set()
+
+        def heard_seq(self, seq: int, view) -> None:
+            log.append(("resync", seq))
+
+    async with ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[CHANNEL]) as plugin:
+        hub = LocationHub(plugin, Views())
+        async with hub.joined("amt", Log()):
+            subscriber = hub._feeds["amt"][0]
+            put = subscriber.put_nowait
+
+            def noted(item):
+                put(item)
+                queued.set()
+
+            subscriber.put_nowait = noted
+            async with asyncio.timeout(5):
+                await plugin.wait_published({"type": "waiting", "seq": 8}, CHANNEL)
+                await asked.wait()
+                for message in ({"type": "waiting", "seq": 9}, RESYNC, {"type": "done", "seq": 10}):
+                    queued.clear()
+                    await plugin.wait_published(message, CHANNEL)
+                    await queued.wait()
+                gate.set()
+                await done.wait()
+    assert reads == [8, 10]
+    assert log == [("event", 8), ("event", 9), ("resync", 9), ("event", 10)]
