@@ -315,12 +315,12 @@ WITH ended AS (
         n.ticket_id, n.number, n.services::json, $2, $7::text, $3, n.data::json
     FROM next, news n
     RETURNING seq
+), seqs AS (
+    SELECT array_agg(seq ORDER BY seq) AS seqs FROM written
 )
-SELECT 1 AS i, ended.*, NULL::text[] AS services,
-    (SELECT array_agg(seq ORDER BY seq) FROM written) AS seqs
-FROM ended
+SELECT 1 AS i, ended.*, NULL::text[] AS services, seqs.seqs FROM ended, seqs
 UNION ALL
-SELECT 2, taken.*, (SELECT array_agg(seq ORDER BY seq) FROM written) FROM taken
+SELECT 2, taken.*, seqs.seqs FROM taken, seqs
 ORDER BY i
 """
 CALL_DUE_FIRST = _CALL.format(

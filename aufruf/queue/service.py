@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Select, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -1054,10 +1054,7 @@ async def counter_state(
     session: AsyncSession, counter_id: str, now: datetime, *, lock: bool = True
 ) -> CounterState:
     """The counter's live state row (made on first use), locked for this transaction."""
-    stmt = select(CounterState).where(CounterState.counter_id == counter_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    stmt = stmt.execution_options(populate_existing=True)
+    stmt = _state_select(counter_id, lock)
     state = (await session.execute(stmt)).scalar_one_or_none()
     if state is not None:
         return state
@@ -1067,6 +1064,14 @@ async def counter_state(
         .on_conflict_do_nothing(index_elements=[CounterState.counter_id])
     )
     return (await session.execute(stmt)).scalar_one()
+
+
+def _state_select(counter_id: str, lock: bool) -> Select:
+    """The read of a counter's state row, as the session then has it (locked with `lock`)."""
+    stmt = select(CounterState).where(CounterState.counter_id == counter_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return stmt.execution_options(populate_existing=True)
 
 
 async def _end_current(
@@ -1100,11 +1105,7 @@ async def _end_current(
                 .where(Appointment.id == ticket.appointment_id)
                 .values(status="completed" if status == "done" else "no_show")
             )
-        events.append(
-            an_event(
-                counter.location_id, status, now, ticket=ticket, counter_id=counter.id, actor=actor
-            )
-        )
+        events.append(_ended(counter, ticket, status, now, actor))
     state.current_ticket_id = None
     state.updated_at = now
     return ticket, events
@@ -1160,17 +1161,20 @@ async def _state_and_rules(
     given)."""
     if rules is None:
         location_rules = select(Location.queue).where(Location.id == counter.location_id)
-        stmt = (
-            select(CounterState, location_rules.scalar_subquery())
-            .where(CounterState.counter_id == counter.id)
-            .with_for_update(of=CounterState)
-            .execution_options(populate_existing=True)
-        )
+        stmt = _state_select(counter.id, lock=True).add_columns(location_rules.scalar_subquery())
         found = (await session.execute(stmt)).one_or_none()
         if found is not None:
             return found[0], queue_rules(found[1])
     state = await counter_state(session, counter.id, now)
     return state, await rules_at(session, counter.location_id, rules)
+
+
+def _ended(
+    counter: Counter, ticket: Ticket, status: str, now: datetime, actor: str | None
+) -> QueueEvent:
+    return an_event(
+        counter.location_id, status, now, ticket=ticket, counter_id=counter.id, actor=actor
+    )
 
 
 def _called(
@@ -1221,9 +1225,7 @@ async def _call_in_one(
         ticket = _in_session(session, columns)
         if step == 1:
             _completed_in_session(session, ticket.appointment_id)
-            event = an_event(
-                counter.location_id, "done", now, ticket=ticket, counter_id=counter.id, actor=actor
-            )
+            event = _ended(counter, ticket, "done", now, actor)
         else:
             chosen, event = ticket, _called(counter, ticket, services, now, actor)
         event.seq = seqs[len(events)]
