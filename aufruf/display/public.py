@@ -372,6 +372,20 @@ class TicketStream(CounterStream):
             return
         super().on_event(message, view)
 
+    def deliver_now(self, seq: int, view: LocationView) -> bool:
+        text = view.public_text(self.ticket_id)
+        if text is None or not self.may_deliver_now(seq, view):
+            return super().deliver_now(seq, view)  # a ticket that left the line is read
+        self._keep(view)
+        self.seen_seq = max(self.seen_seq, seq)
+        if view.seq < self.sent_seq:
+            return True
+        if text != self.last:
+            self.write_now(text)
+            self.last, self.last_status = text, view.tickets[self.ticket_id]["status"]
+        self.sent_seq = view.seq
+        return True
+
     async def send_state(self, view: LocationView) -> bool:
         if view.seq < self.sent_seq:
             return True  # a newer view was sent meanwhile (in the hub's turn)

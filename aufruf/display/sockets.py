@@ -130,11 +130,47 @@ class CounterStream:
         # ended the stream: the render task ends with it (False: the stream is over)
         self._pending: asyncio.Future[None] | None = None
         self._ended: BaseException | bool | None = None
+        # a frame written in the hub's turn without the lock (write_now) that the socket
+        # could not take at once: every send under the lock waits for it first
+        self._writing: asyncio.Future[None] | None = None
 
     async def _send_text(self, text: str) -> None:
         """One frame, as the ASGI event itself (WebSocket.send_text would only make it)."""
+        await self._written_out()
         await self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
         self.last_sent = asyncio.get_running_loop().time()
+
+    def write_now(self, text: str) -> None:
+        """Write one frame in the caller's turn (may_deliver_now: nothing else is being sent,
+        and nothing can begin before this returns): no task, lock or coroutine of the stream's
+        own per frame, which a thousand phones pay on every event. A frame the socket cannot
+        take at once goes on in `_writing`; a failure ends the stream as a send of the render
+        task's would."""
+        try:
+            writing = run_now(
+                self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
+            )
+        except Exception as error:
+            self._end(error)
+            return
+        self.last_sent = asyncio.get_running_loop().time()
+        if writing is not None:
+            self._writing = writing
+            writing.add_done_callback(self._written)
+
+    async def _written_out(self) -> None:
+        """Under the lock: until a frame of write_now's is out (it goes first)."""
+        writing = self._writing
+        if writing is not None and not writing.done():
+            await asyncio.wait((writing,))
+
+    def _written(self, writing: asyncio.Future[None]) -> None:
+        if not writing.cancelled() and writing.exception() is not None:
+            self._end(writing.exception())
+
+    def _end(self, error: BaseException) -> None:
+        self._ended = error
+        self.news.set()
 
     async def _write(self, message: dict[str, Any]) -> None:
         await self._send_text(compact(message))
@@ -148,6 +184,7 @@ class CounterStream:
             if self.closed or self.socket.connection_state == "disconnect":
                 return
             self.closed = True
+            await self._written_out()
             await self.socket.close(code=code, reason=close_reason(reason))
 
     async def send_state(self, view: LocationView) -> bool:
@@ -228,12 +265,21 @@ class CounterStream:
                 continue
             self.on_event(message)
 
+    def may_deliver_now(self, seq: int, view: LocationView) -> bool:
+        """Whether `view` (of event `seq`) may be sent in the hub's turn: nothing else is
+        being sent, the snapshot is out, the view reflects the event, the stream goes on."""
+        pending, writing = self._pending, self._writing
+        busy = (
+            self._send_lock.locked()
+            or (pending is not None and not pending.done())
+            or (writing is not None and not writing.done())
+        )
+        return not (busy or self.sent_seq < 0 or view.seq < seq or self._ended is not None)
+
     def deliver_now(self, seq: int, view: LocationView) -> bool:
         """Send `view` (of event `seq`) in the hub's turn when nothing else is being sent;
         False if the render task is to do it."""
-        pending = self._pending
-        busy = self._send_lock.locked() or (pending is not None and not pending.done())
-        if busy or self.sent_seq < 0 or view.seq < seq or self._ended is not None:
+        if not self.may_deliver_now(seq, view):
             return False
         self._keep(view)
         self.seen_seq = max(self.seen_seq, seq)  # nothing left for the render task
@@ -304,8 +350,7 @@ class CounterStream:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if self._pending is not None:
-                tasks.append(self._pending)
+            tasks += [sending for sending in (self._pending, self._writing) if sending]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -54,6 +54,28 @@ class HeldSocket(StandInSocket):
         await super().send_text(text)
 
 
+class NewestFirstSocket(StandInSocket):
+    """A socket that, while `holding`, keeps every send waiting and lets them go newest first:
+    the order frames leave in must not hang on the order a socket wakes its waiters in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.gates: list[asyncio.Event] = []
+
+    async def send_text(self, text: str) -> None:
+        if self.holding:
+            gate = asyncio.Event()
+            self.gates.append(gate)
+            await gate.wait()
+        await super().send_text(text)
+
+    def release(self) -> None:
+        self.holding = False
+        for gate in reversed(self.gates):
+            gate.set()
+
+
 async def still_there() -> None:
     return None
 
@@ -101,6 +123,23 @@ async def test_a_send_that_waits_goes_on_later_and_newer_follows_in_order():
     assert socket.sent.qsize() == 0
 
 
+async def test_a_frame_that_waits_goes_out_before_the_next_whatever_the_socket_wakes_first():
+    socket = NewestFirstSocket()
+    stream, task = await started(socket)
+
+    socket.holding = True
+    stream.on_event({"type": "called", "seq": 2}, view(2, 4))  # begun in the hub's turn
+    stream.on_event({"type": "called", "seq": 3}, view(3, 3))  # the render task's
+    for _ in range(5):
+        await asyncio.sleep(0)  # the render task has had its turns
+    socket.release()
+    assert (await socket.frame())["people_ahead"] == 4
+    assert (await socket.frame())["people_ahead"] == 3
+    socket.inbox.put_nowait(None)
+    await asyncio.wait_for(task, 5)
+    assert socket.sent.qsize() == 0
+
+
 async def test_a_send_that_fails_in_the_hubs_turn_ends_the_stream():
     socket = StandInSocket()
     stream, task = await started(socket)
@@ -110,6 +149,24 @@ async def test_a_send_that_fails_in_the_hubs_turn_ends_the_stream():
 
     socket.send_text = broken
     stream.on_event({"type": "called", "seq": 2}, view(2, 4))
+    await asyncio.wait_for(task, 5)  # ended without the client sending anything
+    assert stream.closed
+
+
+async def test_a_send_that_waits_and_then_fails_ends_the_stream():
+    socket = HeldSocket()
+    stream, task = await started(socket)
+
+    async def lost(text: str) -> None:
+        await socket.held.wait()
+        raise OSError("the connection is gone")
+
+    socket.held.clear()
+    socket.send_text = lost
+    stream.on_event({"type": "called", "seq": 2}, view(2, 4))  # waits in the hub's turn
+    await asyncio.sleep(0)
+    assert not task.done()
+    socket.held.set()
     await asyncio.wait_for(task, 5)  # ended without the client sending anything
     assert stream.closed
 
