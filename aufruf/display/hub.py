@@ -151,7 +151,10 @@ class LocationHub:
             log.exception("resync of %s failed", location)
             return
         for stream in list(self._streams.get(location, ())):
-            stream.heard_seq(view.seq, view)
+            try:
+                stream.heard_seq(view.seq, view)
+            except Exception:  # as in _hand: the others still catch up
+                log.exception("a live stream of %s failed on a resync", location)
 
 
 def _seq(message: dict[str, Any]) -> int:

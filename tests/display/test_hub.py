@@ -91,6 +91,9 @@ async def test_a_failing_stream_does_not_silence_the_others(db, clock):
         def on_event(self, message: dict, view) -> None:
             raise RuntimeError("broken")
 
+        def heard_seq(self, seq: int, view) -> None:
+            raise RuntimeError("broken")
+
     await a_location(db)
     async with ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[CHANNEL]) as plugin:
         hub = LocationHub(plugin, LocationViews(db, clock))
@@ -103,6 +106,13 @@ async def test_a_failing_stream_does_not_silence_the_others(db, clock):
                 while fine.events != [3, 4]:
                     await fine.heard.wait()
                     fine.heard.clear()
+            # nor when the backend lost its subscription and every stream hears the seq
+            await plugin.wait_published(RESYNC, CHANNEL)
+            await heard(fine)
+            assert fine.seqs == [0]  # the location's seq, read from the database
+            await plugin.wait_published({"type": "waiting", "seq": 5}, CHANNEL)
+            await heard(fine)
+            assert fine.events == [3, 4, 5]
 
 
 async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_phones():
