@@ -135,7 +135,11 @@ class CounterStream:
         self._writing: asyncio.Future[None] | None = None
 
     async def _send_text(self, text: str) -> None:
-        """One frame, as the ASGI event itself (WebSocket.send_text would only make it)."""
+        """One frame, as the ASGI event itself (WebSocket.send_text would only make it);
+        none once the close frame is out (the protocol allows none, and the server would
+        raise)."""
+        if self.closed:
+            return
         await self._written_out()
         await self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
         self.last_sent = asyncio.get_running_loop().time()
@@ -274,7 +278,8 @@ class CounterStream:
             or (pending is not None and not pending.done())
             or (writing is not None and not writing.done())
         )
-        return not (busy or self.sent_seq < 0 or view.seq < seq or self._ended is not None)
+        over = self.closed or self._ended is not None
+        return not (busy or over or self.sent_seq < 0 or view.seq < seq)
 
     def deliver_now(self, seq: int, view: LocationView) -> bool:
         """Send `view` (of event `seq`) in the hub's turn when nothing else is being sent;

@@ -171,6 +171,19 @@ async def test_a_send_that_waits_and_then_fails_ends_the_stream():
     assert stream.closed
 
 
+async def test_nothing_is_sent_after_the_close_frame():
+    socket = StandInSocket()
+    stream, task = await started(socket)
+
+    await stream.close(4404, "There is no ticket for this link any more.")
+    assert (await socket.frame())["closed"] == 4404
+    stream.on_event({"type": "called", "seq": 2}, view(2, 4))  # in the hub's turn
+    await stream.send({"type": "ping"})  # from a task of the stream's
+    socket.inbox.put_nowait(None)  # the client answers the close
+    await asyncio.wait_for(task, 5)
+    assert socket.sent.qsize() == 0
+
+
 async def test_run_now_runs_until_the_first_wait_and_the_rest_in_a_task():
     steps: list[str] = []
     gate = asyncio.Event()
