@@ -7,8 +7,11 @@ message once, computes the location's view for it once (LocationViews) and hands
 registered stream synchronously (`on_event`), so an event costs a socket one wake-up: its
 render task, when there is something to send (a phone's stream sends in the hub's turn, with
 no wake-up at all). Events that arrive while a view is read are handed over with it in the
-same pass; the streams that send from tasks of their own (wall displays, desks) hear first
-and send in the turn the hub then gives up, the phones after them. A RESYNC from the
+same pass, in three phases (a stream's `phase`): the wall displays hear first and send in
+the turn the hub then gives up (FIRST); then the phones, which send in the hub's turn
+(IN_TURN); then the desks (AFTER), whose render tasks send once the phones have had theirs:
+the clerk who called has the answer already, and a desk's message, the counter's whole
+queue, costs many phones' worth of encoding and writing. A RESYNC from the
 channels backend (aufruf.display.channels) is answered once per location: the location's seq
 is read once from the database and handed to every stream, which then catches up as after a gap.
 """
@@ -31,10 +34,13 @@ from aufruf.queue.events import location_channel
 log = logging.getLogger("aufruf.display")
 
 
+# when a stream hears an event (its class's `phase`; FIRST without one): see the docstring
+FIRST, IN_TURN, AFTER = 0, 1, 2
+
+
 class Listener(Protocol):
-    """A live stream; one with `in_turn = True` sends its state in the hub's turn, after those
-    that send from tasks of their own, and of the events that came together hears the newest
-    only."""
+    """A live stream; one of phase IN_TURN sends its state in the hub's turn and, of the
+    events that came together, hears the newest only."""
 
     def on_event(self, message: dict[str, Any], view: LocationView | None) -> None: ...
 
@@ -47,13 +53,13 @@ class LocationHub:
     def __init__(self, channels: ChannelsPlugin, views: LocationViews) -> None:
         self.channels = channels
         self.views = views
-        self._streams: dict[str, set[Listener]] = {}
+        self._streams: dict[str, dict[int, set[Listener]]] = {}  # by location, then phase
         self._feeds: dict[str, tuple[Any, asyncio.Task]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def following(self, location: str) -> int:
         """How many streams follow `location` now."""
-        return len(self._streams.get(location, ()))
+        return sum(len(streams) for streams in self._streams.get(location, {}).values())
 
     @asynccontextmanager
     async def joined(self, location: str, stream: Listener) -> AsyncIterator[None]:
@@ -64,7 +70,8 @@ class LocationHub:
                 subscriber = await self.channels.subscribe([location_channel(location)])
                 task = asyncio.create_task(self._dispatch(location, subscriber))
                 self._feeds[location] = (subscriber, task)
-            self._streams.setdefault(location, set()).add(stream)
+            phases = self._streams.setdefault(location, {})
+            phases.setdefault(_phase(stream), set()).add(stream)
         try:
             yield
         finally:
@@ -72,9 +79,9 @@ class LocationHub:
 
     async def _leave(self, location: str, stream: Listener) -> None:
         async with self._locks[location]:
-            streams = self._streams.get(location, set())
-            streams.discard(stream)
-            if streams or location not in self._feeds:
+            phases = self._streams.get(location, {})
+            phases.get(_phase(stream), set()).discard(stream)
+            if any(phases.values()) or location not in self._feeds:
                 return
             del self._streams[location]
             subscriber, task = self._feeds.pop(location)
@@ -107,26 +114,25 @@ class LocationHub:
                     resync = is_resync(more)
                     if not resync:
                         batch.append(more)
-            # the wall displays and desks first, and their messages out (their render tasks
-            # run in the turn given up here), then the phones, which send in this turn: a
-            # call is on the wall before a thousand phones have had theirs
-            self._hand(location, batch, view, in_turn=False)
+            # the wall displays first, and their messages out (their render tasks run in the
+            # turn given up here), then the phones, which send in this turn: a call is on the
+            # wall before a thousand phones have had theirs
+            self._hand(location, batch, view, FIRST)
             await asyncio.sleep(0)
             # a stream that sends in this turn sends its state from the view: the newest
             # event is all it needs to hear
-            self._hand(location, [max(batch, key=_seq)], view, in_turn=True)
+            self._hand(location, [max(batch, key=_seq)], view, IN_TURN)
+            self._hand(location, batch, view, AFTER)  # the desks send when this turn ends
             if resync:
                 await self._resync(location)
             if ended:
                 return
 
     def _hand(
-        self, location: str, batch: list[dict[str, Any]], view: LocationView | None, in_turn: bool
+        self, location: str, batch: list[dict[str, Any]], view: LocationView | None, phase: int
     ) -> None:
-        """`batch` and its view to the streams that send in the hub's turn, or to the others."""
-        for stream in list(self._streams.get(location, ())):
-            if getattr(stream, "in_turn", False) is not in_turn:
-                continue
+        """`batch` and its view to the streams of `phase`."""
+        for stream in list(self._streams.get(location, {}).get(phase, ())):
             try:
                 for each in batch:
                     stream.on_event(each, view)
@@ -136,7 +142,7 @@ class LocationHub:
     async def _view(self, location: str, seq: Any) -> LocationView | None:
         """The location's view at `seq`, computed once here for every stream (else each of
         a thousand render tasks would wait for the same computation on its own)."""
-        if not isinstance(seq, int) or not self._streams.get(location):
+        if not isinstance(seq, int) or not self.following(location):
             return None
         try:
             return await self.views.at_least(location, seq)
@@ -150,11 +156,16 @@ class LocationHub:
         except Exception:  # the database may be restarting too: the periodic check catches up
             log.exception("resync of %s failed", location)
             return
-        for stream in list(self._streams.get(location, ())):
+        phases = self._streams.get(location, {})
+        for stream in [stream for phase in sorted(phases) for stream in phases[phase]]:
             try:
                 stream.heard_seq(view.seq, view)
             except Exception:  # as in _hand: the others still catch up
                 log.exception("a live stream of %s failed on a resync", location)
+
+
+def _phase(stream: Listener) -> int:
+    return getattr(stream, "phase", FIRST)
 
 
 def _seq(message: dict[str, Any]) -> int:

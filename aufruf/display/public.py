@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
-from aufruf.display.hub import hub_of
+from aufruf.display.hub import FIRST, IN_TURN, hub_of
 from aufruf.display.service import (
     LocationView,
     LocationViews,
@@ -238,6 +238,7 @@ class DisplayStream(CounterStream):
     order (the receive loop, pings and periodic check are the counter socket's)."""
 
     kind = "display"
+    phase = FIRST  # on the wall before the phones have theirs
 
     def __init__(
         self,
@@ -350,7 +351,7 @@ class TicketStream(CounterStream):
     from the shared view; a ticket that left the line is read once when it leaves."""
 
     kind = "ticket"
-    in_turn = True
+    phase = IN_TURN  # sends in the LocationHub's turn (deliver_now)
 
     def __init__(self, socket: WebSocket, ticket_id: int, location: str, views: LocationViews):
         super().__init__(socket, str(ticket_id), location, views)

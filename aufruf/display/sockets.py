@@ -40,7 +40,7 @@ from litestar.params import FromPath, SkipValidation
 from aufruf.auth.guards import socket_actor
 from aufruf.deps import ClockDep, DatabaseDep, SettingsDep
 from aufruf.display.channels import is_resync
-from aufruf.display.hub import hub_of
+from aufruf.display.hub import AFTER, hub_of
 from aufruf.display.service import LocationView, LocationViews, compact, views_of
 from aufruf.errors import DomainError, Forbidden, NotFound, Unauthorized
 from aufruf.offices.model import Counter
@@ -112,7 +112,9 @@ class CounterStream:
     """One socket's life after the snapshot: see the module's docstring."""
 
     kind = "counter"  # for the log
-    in_turn = False  # sends in the LocationHub's turn (deliver_now), or in its render task
+    # when it hears an event in a LocationHub's pass: a desk's state, from its render task,
+    # after the wall displays and the phones
+    phase = AFTER
 
     def __init__(self, socket: WebSocket, counter_id: str, location: str, views: LocationViews):
         self.socket = socket

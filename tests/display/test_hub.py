@@ -10,7 +10,7 @@ from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 
 from aufruf.display.channels import RESYNC
-from aufruf.display.hub import LocationHub
+from aufruf.display.hub import AFTER, IN_TURN, LocationHub
 from aufruf.display.service import LocationViews
 from aufruf.queue import service as queue
 from aufruf.queue.events import location_channel
@@ -115,11 +115,11 @@ async def test_a_failing_stream_does_not_silence_the_others(db, clock):
             assert fine.events == [3, 4, 5]
 
 
-async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_phones():
+async def test_events_that_came_together_reach_the_wall_then_the_phones_then_the_desks():
     """A transaction's events ("done", then "called") arrive while the view is being read:
     the view is read once and handed over with both; the wall displays (sending from tasks
     of their own) send before the phones (sending their state in the hub's turn, from the
-    newest event) get theirs."""
+    newest event) get theirs, and the desks (from tasks of their own) after the phones."""
     order: list[tuple[str, list[int]]] = []
     reads: list[int] = []
     asked, gate, queued, done = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -132,18 +132,26 @@ async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_p
             return f"view at {seq}"
 
     class Wall(Ear):
+        name = "wall"
+
         def __init__(self) -> None:
             super().__init__()
+            self.sent = asyncio.Event()
             self.task = asyncio.create_task(self.render())
 
         async def render(self) -> None:
             while True:
                 await self.heard.wait()
                 self.heard.clear()
-                order.append(("wall", list(self.events)))
+                order.append((self.name, list(self.events)))
+                self.sent.set()
+
+    class Desk(Wall):
+        name = "desk"
+        phase = AFTER
 
     class Phone(Ear):
-        in_turn = True
+        phase = IN_TURN
 
         def on_event(self, message: dict, view) -> None:
             super().on_event(message, view)
@@ -152,8 +160,8 @@ async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_p
 
     async with ChannelsPlugin(backend=MemoryChannelsBackend(), channels=[CHANNEL]) as plugin:
         hub = LocationHub(plugin, Views())
-        wall, phone = Wall(), Phone()
-        async with hub.joined("amt", wall), hub.joined("amt", phone):
+        wall, phone, desk = Wall(), Phone(), Desk()
+        async with hub.joined("amt", desk), hub.joined("amt", wall), hub.joined("amt", phone):
             subscriber = hub._feeds["amt"][0]
             put = subscriber.put_nowait
 
@@ -170,13 +178,16 @@ async def test_events_that_came_together_reach_the_wall_in_one_pass_before_the_p
                 await queued.wait()  # … while 9 comes
                 gate.set()
                 await done.wait()
+                await desk.sent.wait()
         wall.task.cancel()
+        desk.task.cancel()
     assert reads == [8]  # one view for both
     assert wall.events == [8, 9]
     assert wall.views == ["view at 8", "view at 8"]
     assert phone.events == [9]  # the phone sends a state: the newest event says all
     assert phone.views == ["view at 8"]
-    assert order == [("wall", [8, 9]), ("phone", [9])]
+    assert desk.events == [8, 9]
+    assert order == [("wall", [8, 9]), ("phone", [9]), ("desk", [8, 9])]
 
 
 async def test_a_resync_that_comes_while_a_view_is_read_is_answered_in_its_place():
