@@ -4,7 +4,7 @@ bare `websockets` server broadcasting to as many clients, and what a connection 
 Run it from the repository root:
 
     .venv/bin/python -m bench.fanout [--postgres URL] [--phones 1000] [--displays 20]
-                                     [--calls 50] [--runs 1] [--json PATH]
+                                     [--desks 0] [--calls 50] [--runs 1] [--json PATH]
 
 (as a module: run as a file, bench/queue.py would shadow the standard library's queue)
 
@@ -22,7 +22,9 @@ What it does, in about a minute:
 3. From this process, a second one: connects --phones phone views (/ws/tickets/{token}, one
    per ticket behind the first --calls) and --displays wall displays
    (/ws/locations/{L}/display), reading the server's RSS before and after (memory per
-   connection = the difference / connections).
+   connection = the difference / connections). Then --desks desks (/ws/counters/{C} with
+   the clerk's token, each getting the counter's whole queue with every state): the load of
+   an office whose clerks have the desk open, counted apart from the figures of the targets.
 4. The clerk calls next --calls times, one after the other. For each: the time from sending
    POST /api/v1/counters/{C}/call-next until every client has the event: a display its
    "called" message, a phone a ticket message with one person fewer ahead.
@@ -59,6 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -207,6 +210,26 @@ async def follow_display(ws: ClientConnection, audience: Audience) -> None:
             raise RuntimeError("a display resynced during the benchmark")
 
 
+class DeskMessage(msgspec.Struct):
+    """What a desk's follower reads of a message: the counter's whole queue is skipped (a
+    desk is a machine of its own; this process should not spend the phones' time on it)."""
+
+    type: str
+    counter: dict[str, Any] | None = None
+
+
+async def follow_desk(ws: ClientConnection, first: dict, audience: Audience) -> None:
+    calls, current = 0, (first["counter"]["current"] or {}).get("id")
+    async for raw in ws:
+        message = msgspec.json.decode(raw, type=DeskMessage)
+        if message.type != "counter" or message.counter is None:
+            continue
+        now = (message.counter["current"] or {}).get("id")
+        if now != current:
+            current, calls = now, calls + 1
+            audience.reached(calls, time.perf_counter())
+
+
 async def follow_phone(ws: ClientConnection, ahead: int, audience: Audience) -> None:
     reached = 0
     async for raw in ws:
@@ -257,6 +280,11 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         sockets = await open_all(phones + displays)
         firsts = await asyncio.gather(*(first_message(ws) for ws in sockets))
         rss_after = rss_bytes(server.process.pid)
+        desk = f"{base}/ws/counters/{COUNTER}?token={office['clerk']}"
+        desks = await open_all([desk] * args.desks)
+        desk_audience = Audience(len(desks), args.calls)
+        for ws, first in zip(desks, await asyncio.gather(*map(first_message, desks)), strict=True):
+            tasks.append(asyncio.create_task(follow_desk(ws, first, desk_audience)))
 
         audience = Audience(len(sockets), args.calls)
         for ws, first in zip(sockets, firsts, strict=True):
@@ -264,7 +292,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
                 tasks.append(asyncio.create_task(follow_phone(ws, first["people_ahead"], audience)))
             else:
                 tasks.append(asyncio.create_task(follow_display(ws, audience)))
-        latencies, answers, walls = [], [], []
+        latencies, answers, walls, desk_latencies = [], [], [], []
         if args.profile:
             server.process.send_signal(signal.SIGUSR1)
         cpu_before = process_cpu(server.process.pid), time.process_time()
@@ -280,6 +308,9 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
             await asyncio.wait_for(audience.rounds[k].complete.wait(), WAIT_SECONDS)
             latencies.append(audience.rounds[k].last - sent)
             walls.append(audience.rounds[k].last_wall - sent)
+            if desks:
+                await asyncio.wait_for(desk_audience.rounds[k].complete.wait(), WAIT_SECONDS)
+                desk_latencies.append(desk_audience.rounds[k].last - sent)
         cpu = process_cpu(server.process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
         if args.profile:
             server.process.send_signal(signal.SIGUSR2)
@@ -288,7 +319,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in sockets + desks), return_exceptions=True)
         await clerk.close()
         server.stop()
     return {
@@ -299,6 +330,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         },
         "call_next_answer": answers,
         "wall_latencies": walls,
+        "desk_latencies": desk_latencies,
         "connections": len(sockets),
         "rss_before": rss_before,
         "rss_after": rss_after,
@@ -418,6 +450,13 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
         f" {percentile(wall_ms, 50):.1f} ms, p99 {percentile(wall_ms, 99):.1f} ms (inside the"
         " figures above)"
     )
+    if result["aufruf"]["desk_latencies"]:
+        desk_ms = [s * 1000 for s in result["aufruf"]["desk_latencies"]]
+        print(
+            f"with {args.desks} desks open at the counter, every desk had the call in p50"
+            f" {percentile(desk_ms, 50):.1f} ms, p99 {percentile(desk_ms, 99):.1f} ms (not in"
+            " the figures above: the desks hear after the phones)"
+        )
     ms = [s * 1000 for s in result["aufruf"]["latencies"]]
     if len(ms) > 2:  # the first call's statements are compiled and prepared as it runs
         print(
@@ -441,6 +480,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--postgres", help="PostgreSQL server URL (a database is made on it)")
     parser.add_argument("--phones", type=int, default=1000)
     parser.add_argument("--displays", type=int, default=20)
+    parser.add_argument(
+        "--desks", type=int, default=0, help="desks open at the counter, counted apart"
+    )
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument(
         "--runs", type=int, default=1, help="measure this many times, then sum the verdicts up"
