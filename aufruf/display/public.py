@@ -373,15 +373,24 @@ class TicketStream(CounterStream):
             return
         super().on_event(message, view)
 
+    def _gone_for_good(self) -> bool:
+        """Whether the last message sent said the ticket left the line (it cannot change)."""
+        return self.last_status is not None and self.last_status not in OPEN_STATUSES
+
     def deliver_now(self, seq: int, view: LocationView) -> bool:
+        """Send the ticket's message from `view` (of event `seq`) in the hub's turn; False if
+        the render task is to: while something else is being sent, or when the ticket has
+        just left the line (it is read once then)."""
+        if not self.may_deliver_now(seq, view):
+            return False
         text = view.public_text(self.ticket_id)
-        if text is None or not self.may_deliver_now(seq, view):
-            return super().deliver_now(seq, view)  # a ticket that left the line is read
+        if text is None and not self._gone_for_good():
+            return False
         self._keep(view)
-        self.seen_seq = max(self.seen_seq, seq)
+        self.seen_seq = max(self.seen_seq, seq)  # nothing left for the render task
         if view.seq < self.sent_seq:
             return True
-        if text != self.last:
+        if text is not None and text != self.last:
             self.write_now(text)
             self.last, self.last_status = text, view.tickets[self.ticket_id]["status"]
         self.sent_seq = view.seq
@@ -394,7 +403,7 @@ class TicketStream(CounterStream):
         if text is not None:
             status = view.tickets[self.ticket_id]["status"]
         else:
-            if self.last_status is not None and self.last_status not in OPEN_STATUSES:
+            if self._gone_for_good():
                 self.sent_seq = max(self.sent_seq, view.seq)
                 return True  # left the line earlier and not back: nothing can have changed
             shape = await self._closed_ticket()

@@ -75,6 +75,11 @@ async def counter_location(socket: WebSocket, counter_id: str, db, clock, settin
     return location
 
 
+def _frame(text: str) -> dict[str, Any]:
+    """A text frame as the ASGI event itself (WebSocket.send_text would only make it)."""
+    return {"type": "websocket.send", "bytes": None, "text": text}
+
+
 def run_now(coro: Coroutine[Any, Any, None]) -> asyncio.Future[None] | None:
     """Run `coro` at once, in the caller's turn, up to the first time it has to wait; the rest,
     if any, goes on in a task (returned). As Python 3.12's eager tasks do: the hub hands an
@@ -128,22 +133,19 @@ class CounterStream:
         self.last_sent = 0.0
         self.closed = False
         self._send_lock = asyncio.Lock()
-        # a send begun in the hub's turn (run_now) that had to wait, and how such a send
-        # ended the stream: the render task ends with it (False: the stream is over)
-        self._pending: asyncio.Future[None] | None = None
-        self._ended: BaseException | bool | None = None
         # a frame written in the hub's turn without the lock (write_now) that the socket
-        # could not take at once: every send under the lock waits for it first
+        # could not take at once: every send under the lock waits for it first; and how such
+        # a frame ended the stream (the render task raises it)
         self._writing: asyncio.Future[None] | None = None
+        self._ended: BaseException | None = None
 
     async def _send_text(self, text: str) -> None:
-        """One frame, as the ASGI event itself (WebSocket.send_text would only make it);
-        none once the close frame is out (the protocol allows none, and the server would
-        raise)."""
+        """One frame; none once the close frame is out (the protocol allows none, and the
+        server would raise)."""
         if self.closed:
             return
         await self._written_out()
-        await self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
+        await self.socket.send(_frame(text))
         self.last_sent = asyncio.get_running_loop().time()
 
     def write_now(self, text: str) -> None:
@@ -153,9 +155,7 @@ class CounterStream:
         take at once goes on in `_writing`; a failure ends the stream as a send of the render
         task's would."""
         try:
-            writing = run_now(
-                self.socket.send({"type": "websocket.send", "bytes": None, "text": text})
-            )
+            writing = run_now(self.socket.send(_frame(text)))
         except Exception as error:
             self._end(error)
             return
@@ -274,47 +274,17 @@ class CounterStream:
     def may_deliver_now(self, seq: int, view: LocationView) -> bool:
         """Whether `view` (of event `seq`) may be sent in the hub's turn: nothing else is
         being sent, the snapshot is out, the view reflects the event, the stream goes on."""
-        pending, writing = self._pending, self._writing
-        busy = (
-            self._send_lock.locked()
-            or (pending is not None and not pending.done())
-            or (writing is not None and not writing.done())
-        )
+        writing = self._writing
+        busy = self._send_lock.locked() or (writing is not None and not writing.done())
         over = self.closed or self._ended is not None
         return not (busy or over or self.sent_seq < 0 or view.seq < seq)
-
-    def deliver_now(self, seq: int, view: LocationView) -> bool:
-        """Send `view` (of event `seq`) in the hub's turn when nothing else is being sent;
-        False if the render task is to do it."""
-        if not self.may_deliver_now(seq, view):
-            return False
-        self._keep(view)
-        self.seen_seq = max(self.seen_seq, seq)  # nothing left for the render task
-        self._pending = run_now(self._deliver(view))
-        return True
-
-    async def _deliver(self, view: LocationView) -> None:
-        try:
-            if not await self.send_state(view):
-                self._ended = False
-        except Exception as error:  # the render task raises it, and the stream ends
-            self._ended = error
-        if self._ended is not None:
-            self.news.set()
-
-    def _check_ended(self) -> bool:
-        """After a wake-up: False if a send in the hub's turn ended the stream (its error is
-        raised)."""
-        if isinstance(self._ended, BaseException):
-            raise self._ended
-        return self._ended is None
 
     async def render(self) -> None:
         while True:
             await self.news.wait()
             self.news.clear()
-            if not self._check_ended():
-                return
+            if self._ended is not None:  # a frame of the hub's turn failed
+                raise self._ended
             if self.seen_seq <= self.sent_seq:
                 continue  # an old or doubled event: already reflected
             view = await self.view_for(self.seen_seq)
@@ -357,7 +327,8 @@ class CounterStream:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            tasks += [sending for sending in (self._pending, self._writing) if sending]
+            if self._writing is not None:
+                tasks.append(self._writing)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
