@@ -35,6 +35,7 @@ from litestar.params import FromPath, SkipValidation
 from sqlalchemy import select
 
 from aufruf.auth.guards import socket_actor
+from aufruf.db import Database
 from aufruf.deps import ActorDep, ClockDep, DatabaseDep, SettingsDep
 from aufruf.display.hub import FIRST, IN_TURN, hub_of
 from aufruf.display.service import (
@@ -46,7 +47,6 @@ from aufruf.display.service import (
 )
 from aufruf.display.sockets import CounterStream, close_code, close_reason
 from aufruf.errors import DomainError, NotFound
-from aufruf.offices.model import Location
 from aufruf.queue import service as queue
 from aufruf.queue.api import ticket_out
 from aufruf.queue.events import event_message
@@ -296,10 +296,11 @@ class DisplayStream(CounterStream):
                     await self._write_text(text, seq)
 
 
-async def existing_location(db: Any, location: str) -> None:
-    async with db.read() as session:
-        row = await session.get(Location, location)
-    if row is None or not row.active:
+async def existing_location(db: Database, location: str) -> None:
+    """Raises NotFound unless `location` is an active location (one read outside any
+    session, as queue.ticket_place: every display checks it as it connects and resyncs)."""
+    active = await db.peek("SELECT active FROM location WHERE id = $1", location)
+    if not active:
         raise NotFound(f"There is no location {location!r}.")
 
 
@@ -431,9 +432,7 @@ async def ticket_socket(
     """The ticket behind a phone-view link, live (public: the token is the secret)."""
 
     async def admitted() -> tuple[int, str]:
-        async with db.read() as session:
-            ticket = await queue.ticket_by_token(session, settings.secret_key, token)
-            return ticket.id, ticket.location_id
+        return await queue.ticket_place(db, settings.secret_key, token)
 
     try:
         ticket_id, location = await admitted()

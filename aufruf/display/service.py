@@ -443,6 +443,10 @@ def _calls_from(
     return calls
 
 
+# queue.current_seq as one plain read
+_SEQ = "SELECT seq FROM location_sequence WHERE location_id = $1"
+
+
 class LocationViews:
     """The latest view of each location, shared by this process's sockets and pages.
 
@@ -458,9 +462,12 @@ class LocationViews:
 
     async def current(self, location_id: str) -> LocationView:
         """A view reflecting every event committed before this call, and not older than
-        MAX_AGE_SECONDS."""
-        async with self.db.read() as session:
-            seq = await queue.current_seq(session, location_id)
+        MAX_AGE_SECONDS. The seq is read once for the sockets asking at once (db.shared_row,
+        outside any session): a thousand phones connecting or resyncing at once share a few
+        reads, where a session each had the engine's pool open and close hundreds of
+        PostgreSQL connections."""
+        found = await self.db.shared_row(_SEQ, location_id)
+        seq = found[0] if found is not None else 0
         return await self.at_least(location_id, seq, max_age=MAX_AGE_SECONDS)
 
     async def at_least(

@@ -728,6 +728,9 @@ async def ticket_services(session: AsyncSession, ticket_ids: list[int]) -> dict[
     return result
 
 
+NO_TICKET_FOR_LINK = "There is no ticket for this link."
+
+
 async def ticket_by_token(
     session: AsyncSession, secret: str, token: str, *, for_update: bool = False
 ) -> Ticket:
@@ -737,8 +740,23 @@ async def ticket_by_token(
         stmt = stmt.with_for_update()
     ticket = await session.scalar(stmt) if row_id is not None else None
     if ticket is None or not token_matches(secret, TOKEN_KIND, ticket.id, ticket.nonce, token):
-        raise NotFound("There is no ticket for this link.")
+        raise NotFound(NO_TICKET_FOR_LINK)
     return ticket
+
+
+async def ticket_place(db: Database, secret: str, token: str) -> tuple[int, str]:
+    """The id and location of the ticket behind a phone-view token (raises NotFound as
+    ticket_by_token does), in one read outside any session: a thousand phones reconnecting
+    at once (after a restart, or all resyncing when the channel backend is back) are
+    admitted through the few connections of db.peek_row, where a session each had the
+    engine's pool open and close hundreds of PostgreSQL connections."""
+    row_id = token_row_id(token)
+    found = None
+    if row_id is not None:
+        found = await db.peek_row("SELECT nonce, location_id FROM ticket WHERE id = $1", row_id)
+    if found is None or not token_matches(secret, TOKEN_KIND, row_id, found[0], token):
+        raise NotFound(NO_TICKET_FOR_LINK)
+    return row_id, found[1]
 
 
 async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket:

@@ -10,8 +10,10 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 
+from aufruf.queue import service as queue_service
 from tests.display import test_counter_socket as counter_tests
 from tests.display.test_counter_socket import TIMEOUT, bearer, close_code, draw
 
@@ -135,4 +137,65 @@ async def test_ticket_socket_sends_only_changes_and_knows_the_end(server, http, 
 
 async def test_a_wrong_ticket_token_closes_4404(server):
     async with socket_at(server, "/ws/tickets/not-a-token") as ws:
+        assert await close_code(ws) == 4404
+
+
+async def sessions_opened(db) -> int | None:
+    """How many sessions PostgreSQL has opened to the test database so far (None on SQLite)."""
+    if db.is_sqlite:
+        return None
+    async with db.read() as session:
+        return await session.scalar(
+            text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        )
+
+
+async def test_a_crowd_reconnecting_at_once_is_admitted_through_a_few_connections(
+    server, office, db, clock, settings
+):
+    """After a restart every phone and display reconnects within seconds: each gets its
+    snapshot, and on PostgreSQL the crowd does not have the server open a connection each (a
+    session per socket had the engine's pool open and close hundreds; a PostgreSQL allows
+    100 by default, shared by every instance)."""
+    phones, displays = 80, 20
+    change = queue_service.Change()
+    async with db.write() as session:
+        drawn = [
+            await queue_service.draw_ticket(
+                session, change, clock.now(), "amt", ["pass"], source="staff", actor="test"
+            )
+            for _ in range(phones)
+        ]
+    links = [f"/ws/tickets/{queue_service.ticket_token(settings.secret_key, t)}" for t in drawn]
+    before = await sessions_opened(db)
+
+    async def first_of(path: str) -> dict:
+        async with socket_at(server, path) as ws:
+            return await next_message(ws)
+
+    paths = links + ["/ws/locations/amt/display"] * displays
+    firsts = await asyncio.gather(*map(first_of, paths))
+    again = await asyncio.gather(*map(first_of, paths))  # and once more, as after a blip
+    opened = await sessions_opened(db)
+
+    assert [m["people_ahead"] for m in firsts[:phones]] == list(range(phones))
+    assert [m["number"] for m in firsts[:phones]] == [t.number for t in drawn]
+    assert all(
+        m["type"] == "snapshot" and m["waiting"] == {"pass": phones} for m in firsts[phones:]
+    )
+    assert again == firsts
+    if before is not None:
+        # the few plain connections that admit them and read the shared views (at most 16
+        # and 4), the channel's two, and the one that read these figures
+        assert opened - before <= 24, f"{opened - before} PostgreSQL sessions for 100 sockets twice"
+
+
+async def test_a_ticket_link_signed_with_another_key_closes_4404(server, office, db, clock):
+    change = queue_service.Change()
+    async with db.write() as session:
+        ticket = await queue_service.draw_ticket(
+            session, change, clock.now(), "amt", ["pass"], source="staff", actor="test"
+        )
+    forged = queue_service.ticket_token("another-secret-key-0123456789-abcdefghij", ticket)
+    async with socket_at(server, f"/ws/tickets/{forged}") as ws:
         assert await close_code(ws) == 4404
