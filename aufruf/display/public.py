@@ -384,25 +384,25 @@ class TicketStream(CounterStream):
         just left the line (it is read once then)."""
         if not self.may_deliver_now(seq, view):
             return False
-        text = view.public_text(self.ticket_id)
-        if text is None and not self._gone_for_good():
+        found = view.public_message(self.ticket_id)
+        if found is None and not self._gone_for_good():
             return False
         self._keep(view)
         self.seen_seq = max(self.seen_seq, seq)  # nothing left for the render task
         if view.seq < self.sent_seq:
             return True
-        if text is not None and text != self.last:
-            self.write_now(text)
-            self.last, self.last_status = text, view.tickets[self.ticket_id]["status"]
+        if found is not None and found[0] != self.last:
+            self.write_now(found[0])
+            self.last, self.last_status = found
         self.sent_seq = view.seq
         return True
 
     async def send_state(self, view: LocationView) -> bool:
         if view.seq < self.sent_seq:
             return True  # a newer view was sent meanwhile (in the hub's turn)
-        text = view.public_text(self.ticket_id)
-        if text is not None:
-            status = view.tickets[self.ticket_id]["status"]
+        found = view.public_message(self.ticket_id)
+        if found is not None:
+            text, status = found
         else:
             if self._gone_for_good():
                 self.sent_seq = max(self.sent_seq, view.seq)

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -66,12 +66,12 @@ class LocationView:
     seq: int
     at: datetime
     counters: dict[str, dict[str, Any]]  # counter id -> the counters endpoint's shape
-    queues: dict[str, list[dict[str, Any]]]  # counter id -> waiting tickets it can serve
+    queues: Mapping[str, list[dict[str, Any]]]  # counter id -> waiting tickets it can serve
     waiting: dict[str, int]  # service id -> waiting tickets that include it
     computed: float  # time.monotonic() when read
     # for the public views (aufruf.display.public): every open ticket (waiting, called,
     # serving) in the one ticket shape, by id; and the last calls up to `seq`, newest first
-    tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tickets: Mapping[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     # the waiting tickets it was made from, by id, and when they were last read whole
     # (time.monotonic()): for the next view
@@ -79,29 +79,35 @@ class LocationView:
     rows_read: float = 0.0
     # the waiting tickets' parts that stay while their rows stay, for the next view
     parts: dict[int, Part] = field(default_factory=dict, compare=False, repr=False)
-    # the phone view's message of each ticket asked for, made once for all its sockets
-    _public: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+    # the line's figures (people ahead and waits by ticket id) the view was made with
+    line: queue.Figures | None = field(default=None, compare=False, repr=False)
+    # the phone view's message and status of each ticket asked for, made once for all its
+    # sockets
+    _public: dict[int, tuple[str, str]] = field(default_factory=dict, compare=False, repr=False)
 
-    def public_text(self, ticket_id: int) -> str | None:
-        """The phone view's message of an open ticket (aufruf.display.public), as sent; None
-        when the ticket is not open."""
-        text = self._public.get(ticket_id)
-        if text is None:
-            shape = self.tickets.get(ticket_id)
-            if shape is None:
-                return None
+    def public_message(self, ticket_id: int) -> tuple[str, str] | None:
+        """The phone view's message of an open ticket (aufruf.display.public), as sent, and
+        the ticket's status; None when the ticket is not open. A waiting ticket's is made
+        from its kept part and its figures, without its shape."""
+        found = self._public.get(ticket_id)
+        if found is None:
             part = self.parts.get(ticket_id)
-            if part is not None and shape["status"] == "waiting":  # only the figures are new
+            if part is not None:  # waiting (the parts are of the line): only the figures are new
                 before, after = part[3]
-                ahead, minutes = shape["people_ahead"], shape["estimated_wait_minutes"]
+                ahead = self.line.people_ahead.get(ticket_id) if self.line else None
+                minutes = self.line.wait_minutes.get(ticket_id) if self.line else None
                 text = (
                     f'{before}"people_ahead":{"null" if ahead is None else ahead},'
                     f'"estimated_wait_minutes":{"null" if minutes is None else minutes}{after}'
                 )
+                found = text, "waiting"
             else:
-                text = compact(public_ticket(shape))
-            self._public[ticket_id] = text
-        return text
+                shape = self.tickets.get(ticket_id)
+                if shape is None:
+                    return None
+                found = compact(public_ticket(shape)), shape["status"]
+            self._public[ticket_id] = found
+        return found
 
     def counter_message(self, counter_id: str) -> dict[str, Any] | None:
         """The state message of one counter (None if the counter is gone or inactive)."""
@@ -144,7 +150,7 @@ def _with_times(shape: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
     return shape
 
 
-async def waiting_shapes(
+async def waiting_parts(
     session: AsyncSession | None,
     location_id: str,
     now: datetime,
@@ -152,44 +158,37 @@ async def waiting_shapes(
     known: dict[int, Part] | None = None,
     context: queue.LineContext | None = None,
     booked: dict[int, dict[str, str]] | None = None,
-) -> tuple[queue.Figures, dict[int, dict[str, Any]], dict[int, Part]]:
-    """The location's figures and its waiting tickets (`rows`) in call order, each in the one
-    ticket shape of ticket_out plus arrival and last call; made from plain rows (loading a
-    thousand ticket objects for every event would cost more than all the rest), with the
-    appointments of checked-in tickets read at once, and from the `known` parts of an earlier
-    view for the rows it had too (the same row objects). `context`: the line's, and
-    `booked`: the appointment parts of the rows not in `known`, if read (with both, no
-    `session` is needed)."""
+) -> tuple[queue.Figures, dict[int, Part]]:
+    """The location's figures and the parts of its waiting tickets (`rows`), by id in call
+    order: each ticket's shape of ticket_out plus arrival and last call, without its figures
+    (OpenTickets adds them). Made from plain rows (loading a thousand ticket objects for every
+    event would cost more than all the rest), with the appointments of checked-in tickets read
+    at once, and from the `known` parts of an earlier view for the rows it had too (the same
+    row objects). `context`: the line's, and `booked`: the appointment parts of the rows not
+    in `known`, if read (with both, no `session` is needed)."""
     known = known or {}
     kept = {i: part for i, part in known.items() if rows.get(i) is part[0]}
     made = {i: part[1] for i, part in kept.items()}
     found = await queue.figures(
         session, location_id, now, rows=list(rows.values()), made=made, context=context
     )
-    shapes: dict[int, dict[str, Any]] = {}
-    parts: dict[int, Part] = {}
-    ahead, minutes = found.people_ahead, found.wait_minutes
     if booked is None:
         booked = await _appointments(
             session,
             location_id,
             [row for i, row in rows.items() if row.appointment_id is not None and i not in kept],
         )
+    parts: dict[int, Part] = {}
     for ticket_id in found.order:
-        row = rows[ticket_id]
         part = kept.get(ticket_id)
         if part is None:
+            row = rows[ticket_id]
             base = _walk_in(row, location_id)
             if ticket_id in booked:
                 base = {**base, "appointment": booked[ticket_id]}
             part = (row, row.as_waiting(), base, public_parts(base))
         parts[ticket_id] = part
-        shapes[ticket_id] = {
-            **part[2],
-            "people_ahead": ahead.get(ticket_id),
-            "estimated_wait_minutes": minutes.get(ticket_id),
-        }
-    return found, shapes, parts
+    return found, parts
 
 
 async def _appointments(
@@ -266,7 +265,7 @@ async def _location_view_in_steps(
     else:
         waiting = await queue.waiting_rows(session, location_id)
     rows = {row.id: row for row in waiting}
-    line, tickets, parts = await waiting_shapes(
+    line, parts = await waiting_parts(
         session, location_id, now, rows, known.parts if known is not None else None
     )
     counters: dict[str, dict[str, Any]] = {}
@@ -277,7 +276,7 @@ async def _location_view_in_steps(
             _with_times(shape["current"], current)
         counters[desk.id] = shape
     calls = await last_calls(session, location_id, seq)
-    return _assembled(location_id, seq, now, line, tickets, counters, calls, rows, read, parts)
+    return _assembled(location_id, seq, now, line, counters, calls, rows, read, parts)
 
 
 async def _location_view_at_once(
@@ -313,7 +312,7 @@ async def _location_view_at_once(
         assert known is not None  # the changes were read from it
         rows = {row.id: row for row in queue.rows_after(known.rows, named, fresh)}
         read = known.rows_read
-    line, tickets, parts = await waiting_shapes(
+    line, parts = await waiting_parts(
         None,
         location_id,
         now,
@@ -327,7 +326,7 @@ async def _location_view_at_once(
         for desk, row in zip(line.desks, found[9], strict=True)
     }
     calls = _calls_from((n, c, json.loads(d) if d else None, at) for n, c, d, at in found[10])
-    return _assembled(location_id, seq, now, line, tickets, counters, calls, rows, read, parts)
+    return _assembled(location_id, seq, now, line, counters, calls, rows, read, parts)
 
 
 def _counter_shape(
@@ -369,39 +368,99 @@ def _assembled(
     seq: int,
     now: datetime,
     line: queue.Figures,
-    tickets: dict[int, dict[str, Any]],
     counters: dict[str, dict[str, Any]],
     calls: list[dict[str, Any]],
     rows: dict[int, queue.WaitingRow],
     read: float,
     parts: dict[int, Part],
 ) -> LocationView:
-    """The view from what was read: each counter's part of the line, the counts per service,
-    and every open ticket by id."""
-    wanted = {i: parts[i][1].services for i in tickets}  # as the call order had them
-    queues = {
-        desk.id: [tickets[i] for i, services in wanted.items() if services <= desk.services]
-        for desk in line.desks
-    }
-    waiting = Tally(s for i in tickets for s in line.services[i])
-    open_tickets = dict(tickets)  # the shapes are shared: nothing changes them once made
-    for shape in counters.values():
-        if shape["current"] is not None:
-            open_tickets[shape["current"]["id"]] = shape["current"]
+    """The view from what was read: the counts per service; every open ticket by id and each
+    counter's part of the line as they are first asked for (OpenTickets, DeskQueues)."""
+    waiting = Tally(s for i in line.order for s in line.services[i])
+    currents = {c["current"]["id"]: c["current"] for c in counters.values() if c["current"]}
+    tickets = OpenTickets(line, parts, currents)
     return LocationView(
         location=location_id,
         seq=seq,
         at=now,
         counters=counters,
-        queues=queues,
+        queues=DeskQueues(line.desks, tickets),
         waiting=dict(sorted(waiting.items())),
         computed=time.monotonic(),
-        tickets=open_tickets,
+        tickets=tickets,
         calls=calls,
         rows=rows,
         rows_read=read,
         parts=parts,
+        line=line,
     )
+
+
+class OpenTickets(Mapping[int, dict[str, Any]]):
+    """A view's open tickets in the one ticket shape, by id: the waiting ones in call order,
+    then the counters' current ones (a waiting ticket current at a counter in the counter's
+    shape of it). A shape is made when first asked for: a phone needs only its figures
+    (LocationView.public_message), and making a thousand shapes for every event, for the
+    desks, kept the phones waiting."""
+
+    def __init__(
+        self, line: queue.Figures, parts: dict[int, Part], currents: dict[int, dict[str, Any]]
+    ) -> None:
+        self._line, self._parts, self._currents = line, parts, currents
+        self._waiting: dict[int, dict[str, Any]] = {}
+
+    def waiting_shape(self, ticket_id: int) -> dict[str, Any]:
+        """A waiting ticket's shape in the line (KeyError for one not waiting)."""
+        shape = self._waiting.get(ticket_id)
+        if shape is None:
+            shape = self._waiting[ticket_id] = {
+                **self._parts[ticket_id][2],
+                "people_ahead": self._line.people_ahead.get(ticket_id),
+                "estimated_wait_minutes": self._line.wait_minutes.get(ticket_id),
+            }
+        return shape
+
+    def served_by(self, desk: logic.Desk) -> list[dict[str, Any]]:
+        """The shapes of the waiting tickets whose every service `desk` serves (as the call
+        order had them), in call order."""
+        parts, serves = self._parts, desk.services
+        return [self.waiting_shape(i) for i in self._line.order if parts[i][1].services <= serves]
+
+    def __getitem__(self, ticket_id: int) -> dict[str, Any]:
+        current = self._currents.get(ticket_id)
+        return current if current is not None else self.waiting_shape(ticket_id)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self._line.order
+        yield from (i for i in self._currents if i not in self._parts)
+
+    def __len__(self) -> int:
+        return len(self._line.order) + sum(1 for i in self._currents if i not in self._parts)
+
+    def __contains__(self, ticket_id: object) -> bool:
+        return ticket_id in self._parts or ticket_id in self._currents
+
+
+class DeskQueues(Mapping[str, list[dict[str, Any]]]):
+    """Each counter's part of a view's line (the waiting tickets whose every service it
+    serves, in call order), by counter id, made when a desk first asks for it."""
+
+    def __init__(self, desks: Sequence[logic.Desk], tickets: OpenTickets) -> None:
+        self._desks = {desk.id: desk for desk in desks}
+        self._tickets = tickets
+        self._made: dict[str, list[dict[str, Any]]] = {}
+
+    def __getitem__(self, counter_id: str) -> list[dict[str, Any]]:
+        made = self._made.get(counter_id)
+        if made is None:
+            made = self._made[counter_id] = self._tickets.served_by(self._desks[counter_id])
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._desks)
+
+    def __len__(self) -> int:
+        return len(self._desks)
 
 
 LAST_CALLS = 8
