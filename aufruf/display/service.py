@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
+from operator import attrgetter, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -376,7 +377,12 @@ def _assembled(
 ) -> LocationView:
     """The view from what was read: the counts per service; every open ticket by id and each
     counter's part of the line as they are first asked for (OpenTickets, DeskQueues)."""
-    waiting = Tally(s for i in line.order for s in line.services[i])
+    # counted by service set (a few for a whole line), then by service
+    sets = Tally(map(attrgetter("services"), map(itemgetter(1), parts.values())))
+    waiting: Tally[str] = Tally()
+    for services, count in sets.items():
+        for service in services:
+            waiting[service] += count
     currents = {c["current"]["id"]: c["current"] for c in counters.values() if c["current"]}
     tickets = OpenTickets(line, parts, currents)
     return LocationView(

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol, TypeVar
 
 
@@ -122,7 +123,7 @@ def call_order(waiting: Iterable[Q], now: datetime, rules: OrderRules) -> list[Q
     tickets = list(waiting)
     if len({t.id for t in tickets}) != len(tickets):
         raise ValueError("a ticket id occurs twice among the waiting tickets")
-    return sorted(tickets, key=lambda t: order_key(t, now, rules))
+    return sorted(tickets, key=partial(order_key, now=now, rules=rules))
 
 
 def can_serve(desk_services: frozenset[str], t: Queued) -> bool:
