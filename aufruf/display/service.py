@@ -92,11 +92,10 @@ class LocationView:
         from its kept part and its figures, without its shape."""
         found = self._public.get(ticket_id)
         if found is None:
-            part = self.parts.get(ticket_id)
-            if part is not None:  # waiting (the parts are of the line): only the figures are new
+            part, line = self.parts.get(ticket_id), self.line
+            if part is not None and line is not None:  # waiting: only the figures are new
                 before, after = part[3]
-                ahead = self.line.people_ahead.get(ticket_id) if self.line else None
-                minutes = self.line.wait_minutes.get(ticket_id) if self.line else None
+                ahead, minutes = line.people_ahead.get(ticket_id), line.wait_minutes.get(ticket_id)
                 text = (
                     f'{before}"people_ahead":{"null" if ahead is None else ahead},'
                     f'"estimated_wait_minutes":{"null" if minutes is None else minutes}{after}'
@@ -508,10 +507,6 @@ def _calls_from(
     return calls
 
 
-# queue.current_seq as one plain read
-_SEQ = "SELECT seq FROM location_sequence WHERE location_id = $1"
-
-
 class LocationViews:
     """The latest view of each location, shared by this process's sockets and pages.
 
@@ -527,12 +522,8 @@ class LocationViews:
 
     async def current(self, location_id: str) -> LocationView:
         """A view reflecting every event committed before this call, and not older than
-        MAX_AGE_SECONDS. The seq is read once for the sockets asking at once (db.shared_row,
-        outside any session): a thousand phones connecting or resyncing at once share a few
-        reads, where a session each had the engine's pool open and close hundreds of
-        PostgreSQL connections."""
-        found = await self.db.shared_row(_SEQ, location_id)
-        seq = found[0] if found is not None else 0
+        MAX_AGE_SECONDS (the seq read once for the sockets asking at once: queue.shared_seq)."""
+        seq = await queue.shared_seq(self.db, location_id)
         return await self.at_least(location_id, seq, max_age=MAX_AGE_SECONDS)
 
     async def at_least(

@@ -728,9 +728,6 @@ async def ticket_services(session: AsyncSession, ticket_ids: list[int]) -> dict[
     return result
 
 
-NO_TICKET_FOR_LINK = "There is no ticket for this link."
-
-
 async def ticket_by_token(
     session: AsyncSession, secret: str, token: str, *, for_update: bool = False
 ) -> Ticket:
@@ -739,8 +736,7 @@ async def ticket_by_token(
     if for_update:
         stmt = stmt.with_for_update()
     ticket = await session.scalar(stmt) if row_id is not None else None
-    if ticket is None or not token_matches(secret, TOKEN_KIND, ticket.id, ticket.nonce, token):
-        raise NotFound(NO_TICKET_FOR_LINK)
+    _check_link(secret, token, row_id, ticket.nonce if ticket is not None else None)
     return ticket
 
 
@@ -754,9 +750,14 @@ async def ticket_place(db: Database, secret: str, token: str) -> tuple[int, str]
     found = None
     if row_id is not None:
         found = await db.peek_row("SELECT nonce, location_id FROM ticket WHERE id = $1", row_id)
-    if found is None or not token_matches(secret, TOKEN_KIND, row_id, found[0], token):
-        raise NotFound(NO_TICKET_FOR_LINK)
+    _check_link(secret, token, row_id, found[0] if found is not None else None)
     return row_id, found[1]
+
+
+def _check_link(secret: str, token: str, ticket_id: int | None, nonce: str | None) -> None:
+    """Raises NotFound unless `token` is the link of the ticket read for it (None: none)."""
+    if nonce is None or not token_matches(secret, TOKEN_KIND, ticket_id, nonce, token):
+        raise NotFound("There is no ticket for this link.")
 
 
 async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool = False) -> Ticket:
@@ -767,6 +768,16 @@ async def get_ticket(session: AsyncSession, ticket_id: int, *, for_update: bool 
     if ticket is None:
         raise NotFound(f"There is no ticket {ticket_id}.")
     return ticket
+
+
+async def shared_seq(db: Database, location_id: str) -> int:
+    """current_seq in one plain read outside any session, shared by those asking at once
+    (db.shared_row): a thousand sockets connecting or resyncing at once share a few reads,
+    where a session each had the engine's pool open and close hundreds of connections."""
+    found = await db.shared_row(
+        "SELECT seq FROM location_sequence WHERE location_id = $1", location_id
+    )
+    return found[0] if found is not None else 0
 
 
 async def current_seq(session: AsyncSession, location_id: str) -> int:
