@@ -37,7 +37,7 @@ What it does, in about 30 seconds:
 The table also shows the CPU each process used in a phase's window (server, PostgreSQL, this
 client, and "other": the rest of the machine; other jobs running at the same time make the
 figures noisy, and the script says so). `--profile availability|booking` runs the aufruf
-server under pyinstrument (bench/profiled_app.py; `pip install pyinstrument`) for that
+server under pyinstrument (bench/profiled_app.py; `pip install -e .[bench]`) for that
 phase's window and writes where its time goes to a file in the temp directory.
 """
 

@@ -265,6 +265,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         options=("--ws-per-message-deflate", "false"),
     )
     sockets: list[ClientConnection] = []
+    desks: list[ClientConnection] = []
     tasks: list[asyncio.Task] = []
     clerk = Connection(server.port)
     try:
