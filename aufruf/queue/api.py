@@ -467,9 +467,7 @@ _SEATED_ACTIONS = {
 async def _may_act_at_counter(
     session: AsyncSession, actor: Actor, counter_id: str, action: str
 ) -> Counter:
-    counter = await session.get(Counter, counter_id)
-    if counter is None or not counter.active:
-        raise NotFound(f"There is no counter {counter_id!r}.")
+    counter = await queue.locked_counter(session, counter_id)
     actor.require("counter", location=counter.location_id, counter=counter_id)
     if actor.kind == "user" and actor.role == "clerk" and action in _SEATED_ACTIONS:
         state = await session.get(CounterState, counter_id)

@@ -1079,10 +1079,48 @@ async def _counter(session: AsyncSession, counter_id: str) -> Counter:
     return counter
 
 
+_LOCKED = "aufruf.queue.locked"  # session.info: counter states read for an action (locked_counter)
+
+
+async def locked_counter(session: AsyncSession, counter_id: str) -> Counter:
+    """The active counter (NotFound otherwise) for an action at it, with its state row locked
+    for this transaction and its location's rules in the same read, when the state row
+    exists: the action's own read of them (counter_state, call_next's rules) is then served
+    from this one, where a call-next read the counter, then its state and rules."""
+    rules = select(Location.queue).where(Location.id == Counter.location_id).scalar_subquery()
+    found = (
+        await session.execute(
+            select(Counter, CounterState, rules)
+            .join(CounterState, CounterState.counter_id == Counter.id)
+            .where(Counter.id == counter_id)
+            .with_for_update(of=CounterState)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if found is None:  # no state row yet (made on first use), or no such counter
+        return await _counter(session, counter_id)
+    counter, state, settings = found
+    if not counter.active:
+        raise NotFound(f"There is no counter {counter_id!r}.")
+    # held here, not only in the session's (weak) identity map, until the action reads it
+    session.info.setdefault(_LOCKED, {})[counter_id] = (state, queue_rules(settings))
+    return counter
+
+
+def _already_locked(
+    session: AsyncSession, counter_id: str
+) -> tuple[CounterState, QueueRules] | None:
+    """The state and rules locked_counter read for this action, once: a later read in the
+    same transaction reads the row again, as it always has."""
+    return session.info.get(_LOCKED, {}).pop(counter_id, None)
+
+
 async def counter_state(
     session: AsyncSession, counter_id: str, now: datetime, *, lock: bool = True
 ) -> CounterState:
     """The counter's live state row (made on first use), locked for this transaction."""
+    if lock and (locked := _already_locked(session, counter_id)) is not None:
+        return locked[0]
     stmt = _state_select(counter_id, lock)
     state = (await session.execute(stmt)).scalar_one_or_none()
     if state is not None:
@@ -1188,6 +1226,8 @@ async def _state_and_rules(
 ) -> tuple[CounterState, QueueRules]:
     """counter_state and rules_at in one read (when the state row exists and no rules are
     given)."""
+    if rules is None and (locked := _already_locked(session, counter.id)) is not None:
+        return locked
     if rules is None:
         location_rules = select(Location.queue).where(Location.id == counter.location_id)
         stmt = _state_select(counter.id, lock=True).add_columns(location_rules.scalar_subquery())

@@ -314,3 +314,32 @@ async def test_a_staff_booking_at_a_double_opt_in_location_is_confirmed(client, 
         json=body | {"email": "e@example.org", "start": "2026-11-24T10:00:00+01:00"},
     )
     assert public.json()["status"] == "pending"
+
+
+async def test_a_call_reads_the_counter_its_state_and_rules_in_one_statement(client, office, db):
+    """What the clerk waits for: before the call itself, one read of the counter, its state
+    (locked) and the location's rules, where there were two."""
+    from sqlalchemy import event
+
+    kiosk, clerk = office["kiosk"], office["clerk"]
+    await client.post("/api/v1/locations/amt/tickets", json={"service": "pass"}, headers=kiosk)
+    await client.post("/api/v1/counters/amt-1/open", headers=clerk)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        called = await client.post("/api/v1/counters/amt-1/call-next", headers=clerk)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert called.json()["number"] == "A001"
+    reads = [s for s in statements if "FROM counter" in s and "counter_state" in s]
+    assert len(reads) == 1, statements
+    assert "location.queue" in reads[0]
+    assert db.is_sqlite or "FOR UPDATE OF counter_state" in reads[0]
+    before = statements[: statements.index(reads[0])]
+    assert not [s for s in before if "FROM counter" in s], statements
+    after = statements[statements.index(reads[0]) + 1 :]
+    assert not [s for s in after if s.startswith("SELECT") and "counter_state" in s], statements
