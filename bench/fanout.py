@@ -37,7 +37,9 @@ What it does, in about a minute:
    aufruf's p99 at most 2x the baseline's p99, and under 250 ms. For information it also
    prints the first call apart from the others (the process compiles and prepares the
    statements of a call the first time it makes one), and when the last wall display had
-   the call; the verdicts count every call.
+   the call; the verdicts count every call. And how much of a core the rest of the machine
+   used during each side's calls (bench/harness.py's Meter: other processes, and the time a
+   virtual machine's host took; more than a quarter of a core makes the figures noisy).
 7. With --runs N, all of it N times (a fresh database and servers each time), and then in
    how many runs the targets were met, with the spread of the p99 ratio: one run's p99 of 50
    calls hangs on its few slowest calls, on either side. The exit status is 0 only if every
@@ -73,9 +75,11 @@ from bench.harness import (
     BENCH,
     DEFAULT_POSTGRES,
     HOST,
+    NOISY,
     ROOT,
     SECRET,
     Connection,
+    Meter,
     create_database,
     drop_database,
     free_port,
@@ -296,6 +300,8 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         latencies, answers, walls, desk_latencies = [], [], [], []
         if args.profile:
             server.process.send_signal(signal.SIGUSR1)
+        meter = Meter(server.process.pid, url.rpartition("/")[2])
+        machine_before, started = meter.sample(), time.perf_counter()
         cpu_before = process_cpu(server.process.pid), time.process_time()
         for k in range(1, args.calls + 1):
             await clerk.close()  # a fresh connection (an idle one may have been closed) …
@@ -313,6 +319,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
                 await asyncio.wait_for(desk_audience.rounds[k].complete.wait(), WAIT_SECONDS)
                 desk_latencies.append(desk_audience.rounds[k].last - sent)
         cpu = process_cpu(server.process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
+        shares = Meter.shares(machine_before, meter.sample(), time.perf_counter() - started)
         if args.profile:
             server.process.send_signal(signal.SIGUSR2)
             await wait_for_file(args.profile)
@@ -329,6 +336,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
             "server": cpu[0] * 1000 / args.calls,
             "clients": cpu[1] * 1000 / args.calls,
         },
+        "cores": shares,
         "call_next_answer": answers,
         "wall_latencies": walls,
         "desk_latencies": desk_latencies,
@@ -371,6 +379,8 @@ async def measure_baseline(args: argparse.Namespace, log_dir: Path) -> dict[str,
         tasks = [asyncio.create_task(follow(ws)) for ws in sockets]
         padding = "x" * 180  # about as long as a phone view's message
         latencies = []
+        meter = Meter(process.pid, database=None)  # it has none; PostgreSQL's own processes
+        machine_before, started = meter.sample(), time.perf_counter()
         cpu_before = process_cpu(process.pid), time.process_time()
         for k in range(1, args.calls + 1):
             sent = time.perf_counter()
@@ -378,6 +388,7 @@ async def measure_baseline(args: argparse.Namespace, log_dir: Path) -> dict[str,
             await asyncio.wait_for(audience.rounds[k].complete.wait(), WAIT_SECONDS)
             latencies.append(audience.rounds[k].last - sent)
         cpu = process_cpu(process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
+        shares = Meter.shares(machine_before, meter.sample(), time.perf_counter() - started)
         await control.close()
     finally:
         for task in tasks:
@@ -392,6 +403,7 @@ async def measure_baseline(args: argparse.Namespace, log_dir: Path) -> dict[str,
             "server": cpu[0] * 1000 / args.calls,
             "clients": cpu[1] * 1000 / args.calls,
         },
+        "cores": shares,
         "connections": len(sockets),
         "rss_before": rss_before,
         "rss_after": rss_after,
@@ -406,6 +418,7 @@ def summary(figures: dict[str, Any]) -> dict[str, float]:
         "p50_ms": percentile(ms, 50),
         "p99_ms": percentile(ms, 99),
         "max_ms": max(ms),
+        "other_cores": figures["cores"]["other"],
         "kb_per_connection": (figures["rss_after"] - figures["rss_before"])
         / figures["connections"]
         / 1024,
@@ -465,6 +478,15 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, 
             f" {len(ms) - 1}: p50 {percentile(ms[1:], 50):.1f} ms, p99"
             f" {percentile(ms[1:], 99):.1f} ms (for information: the targets count all calls)"
         )
+    print(
+        f"other processes used {ours['other_cores']:.0%} of a core during aufruf's calls,"
+        f" {bare['other_cores']:.0%} during the baseline's"
+        + (
+            f" (more than {NOISY:.0%}: the figures are noisy)"
+            if max(ours["other_cores"], bare["other_cores"]) > NOISY
+            else ""
+        )
+    )
     within_factor = ours["p99_ms"] <= P99_FACTOR * bare["p99_ms"]
     within_limit = ours["p99_ms"] < P99_LIMIT_MS
     print(
@@ -504,6 +526,16 @@ def over_runs(runs: list[tuple[dict[str, Any], bool]]) -> None:
     ours = sorted(f["aufruf"]["p99_ms"] for f, _ in runs)
     bare = sorted(f["baseline"]["p99_ms"] for f, _ in runs)
     met = sum(1 for _, ok in runs if ok)
+    noisy = [
+        (number, ok)
+        for number, (f, ok) in enumerate(runs, 1)
+        if max(f["aufruf"]["other_cores"], f["baseline"]["other_cores"]) > NOISY
+    ]
+    if noisy:
+        print(
+            f"runs where other processes used more than {NOISY:.0%} of a core: "
+            + ", ".join(f"{n} ({'met' if ok else 'missed'})" for n, ok in noisy)
+        )
     print(
         f"over {len(runs)} runs: both targets met in {met}; p99 / baseline p99 min"
         f" {ratios[0]:.2f}x, median {percentile(ratios, 50):.2f}x, max {ratios[-1]:.2f}x;"

@@ -114,10 +114,10 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
-def postgres_processes(database: str) -> dict[int, float]:
-    """CPU seconds, by process id, of the PostgreSQL backends serving `database` and of the
-    server's own processes (postmaster, WAL writer, checkpointer, ...); backends of other
-    databases count as "other"."""
+def postgres_processes(database: str | None) -> dict[int, float]:
+    """CPU seconds, by process id, of the PostgreSQL backends serving `database` (none
+    without one) and of the server's own processes (postmaster, WAL writer, checkpointer,
+    ...); backends of other databases count as "other"."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -129,7 +129,7 @@ def postgres_processes(database: str) -> dict[int, float]:
         except OSError:
             continue
         client_backend = "(" in command  # "postgres: 15/main: user db 127.0.0.1(port) idle"
-        if database in command or not client_backend:
+        if not client_backend or (database is not None and database in command):
             found[int(entry.name)] = process_cpu(int(entry.name))
     return found
 
@@ -145,7 +145,7 @@ class Meter:
     """The CPU used by the server under test, its database, this client and the machine."""
 
     server_pid: int
-    database: str
+    database: str | None  # whose PostgreSQL backends count as the server's database
     children: bool = False  # count the server's child processes too (uvicorn --workers N)
 
     def sample(self) -> dict:
