@@ -84,7 +84,6 @@ from bench.harness import (
     drop_database,
     free_port,
     percentile,
-    process_cpu,
     start_server,
     wait_until_ready,
     with_database,
@@ -302,7 +301,6 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
             server.process.send_signal(signal.SIGUSR1)
         meter = Meter(server.process.pid, url.rpartition("/")[2])
         machine_before, started = meter.sample(), time.perf_counter()
-        cpu_before = process_cpu(server.process.pid), time.process_time()
         for k in range(1, args.calls + 1):
             await clerk.close()  # a fresh connection (an idle one may have been closed) …
             await clerk.request("GET", "/health")  # … opened before the clock starts
@@ -318,8 +316,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
             if desks:
                 await asyncio.wait_for(desk_audience.rounds[k].complete.wait(), WAIT_SECONDS)
                 desk_latencies.append(desk_audience.rounds[k].last - sent)
-        cpu = process_cpu(server.process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
-        shares = Meter.shares(machine_before, meter.sample(), time.perf_counter() - started)
+        used = machine_use(meter, machine_before, started, args.calls)
         if args.profile:
             server.process.send_signal(signal.SIGUSR2)
             await wait_for_file(args.profile)
@@ -332,11 +329,7 @@ async def measure_aufruf(args: argparse.Namespace, url: str, log_dir: Path) -> d
         server.stop()
     return {
         "latencies": latencies,
-        "cpu_ms_per_call": {
-            "server": cpu[0] * 1000 / args.calls,
-            "clients": cpu[1] * 1000 / args.calls,
-        },
-        "cores": shares,
+        **used,
         "call_next_answer": answers,
         "wall_latencies": walls,
         "desk_latencies": desk_latencies,
@@ -381,14 +374,12 @@ async def measure_baseline(args: argparse.Namespace, log_dir: Path) -> dict[str,
         latencies = []
         meter = Meter(process.pid, database=None)  # it has none; PostgreSQL's own processes
         machine_before, started = meter.sample(), time.perf_counter()
-        cpu_before = process_cpu(process.pid), time.process_time()
         for k in range(1, args.calls + 1):
             sent = time.perf_counter()
             await control.send(json.dumps({"type": "ticket", "k": k, "padding": padding}))
             await asyncio.wait_for(audience.rounds[k].complete.wait(), WAIT_SECONDS)
             latencies.append(audience.rounds[k].last - sent)
-        cpu = process_cpu(process.pid) - cpu_before[0], time.process_time() - cpu_before[1]
-        shares = Meter.shares(machine_before, meter.sample(), time.perf_counter() - started)
+        used = machine_use(meter, machine_before, started, args.calls)
         await control.close()
     finally:
         for task in tasks:
@@ -399,14 +390,25 @@ async def measure_baseline(args: argparse.Namespace, log_dir: Path) -> dict[str,
         process.wait(timeout=10)
     return {
         "latencies": latencies,
-        "cpu_ms_per_call": {
-            "server": cpu[0] * 1000 / args.calls,
-            "clients": cpu[1] * 1000 / args.calls,
-        },
-        "cores": shares,
+        **used,
         "connections": len(sockets),
         "rss_before": rss_before,
         "rss_after": rss_after,
+    }
+
+
+def machine_use(meter: Meter, before: dict, started: float, calls: int) -> dict[str, Any]:
+    """What the calls' window since `started` used: CPU ms per call of the server and of this
+    process (the clients), and the cores each part of the machine used (Meter.shares)."""
+    seconds = time.perf_counter() - started
+    cores = Meter.shares(before, meter.sample(), seconds)
+    per_call = seconds * 1000 / calls
+    return {
+        "cpu_ms_per_call": {
+            "server": cores["server"] * per_call,
+            "clients": cores["client"] * per_call,
+        },
+        "cores": cores,
     }
 
 

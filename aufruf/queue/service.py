@@ -1082,11 +1082,12 @@ async def _counter(session: AsyncSession, counter_id: str) -> Counter:
 _LOCKED = "aufruf.queue.locked"  # session.info: counter states read for an action (locked_counter)
 
 
-async def locked_counter(session: AsyncSession, counter_id: str) -> Counter:
-    """The active counter (NotFound otherwise) for an action at it, with its state row locked
-    for this transaction and its location's rules in the same read, when the state row
-    exists: the action's own read of them (counter_state, call_next's rules) is then served
-    from this one, where a call-next read the counter, then its state and rules."""
+async def _locked_read(
+    session: AsyncSession, counter_id: str
+) -> tuple[Counter, CounterState, QueueRules] | None:
+    """The counter, its state row locked for this transaction and its location's rules, in
+    one read; None when the state row is not there yet (made on first use) or the counter
+    is not."""
     rules = select(Location.queue).where(Location.id == Counter.location_id).scalar_subquery()
     found = (
         await session.execute(
@@ -1097,13 +1098,20 @@ async def locked_counter(session: AsyncSession, counter_id: str) -> Counter:
             .execution_options(populate_existing=True)
         )
     ).one_or_none()
-    if found is None:  # no state row yet (made on first use), or no such counter
-        return await _counter(session, counter_id)
-    counter, state, settings = found
-    if not counter.active:
-        raise NotFound(f"There is no counter {counter_id!r}.")
+    return None if found is None else (found[0], found[1], queue_rules(found[2]))
+
+
+async def locked_counter(session: AsyncSession, counter_id: str) -> Counter:
+    """The active counter (NotFound otherwise) for an action at it, read with its locked
+    state and its location's rules (_locked_read): the action's own read of them
+    (counter_state, call_next's rules) is then served from this one, where a call-next read
+    the counter, then its state and rules."""
+    found = await _locked_read(session, counter_id)
+    if found is None or not found[0].active:
+        return await _counter(session, counter_id)  # NotFound, or the state is made later
+    counter, state, rules = found
     # held here, not only in the session's (weak) identity map, until the action reads it
-    session.info.setdefault(_LOCKED, {})[counter_id] = (state, queue_rules(settings))
+    session.info.setdefault(_LOCKED, {})[counter_id] = (state, rules)
     return counter
 
 
@@ -1225,15 +1233,13 @@ async def _state_and_rules(
     session: AsyncSession, counter: Counter, now: datetime, rules: QueueRules | None
 ) -> tuple[CounterState, QueueRules]:
     """counter_state and rules_at in one read (when the state row exists and no rules are
-    given)."""
-    if rules is None and (locked := _already_locked(session, counter.id)) is not None:
-        return locked
+    given): locked_counter's, or else _locked_read's."""
     if rules is None:
-        location_rules = select(Location.queue).where(Location.id == counter.location_id)
-        stmt = _state_select(counter.id, lock=True).add_columns(location_rules.scalar_subquery())
-        found = (await session.execute(stmt)).one_or_none()
+        found = _already_locked(session, counter.id)
+        if found is None and (read := await _locked_read(session, counter.id)) is not None:
+            found = read[1:]
         if found is not None:
-            return found[0], queue_rules(found[1])
+            return found
     state = await counter_state(session, counter.id, now)
     return state, await rules_at(session, counter.location_id, rules)
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from aufruf.auth.service import create_token
 from aufruf.booking.service import BookingRequest, book
@@ -319,8 +319,6 @@ async def test_a_staff_booking_at_a_double_opt_in_location_is_confirmed(client, 
 async def test_a_call_reads_the_counter_its_state_and_rules_in_one_statement(client, office, db):
     """What the clerk waits for: before the call itself, one read of the counter, its state
     (locked) and the location's rules, where there were two."""
-    from sqlalchemy import event
-
     kiosk, clerk = office["kiosk"], office["clerk"]
     await client.post("/api/v1/locations/amt/tickets", json={"service": "pass"}, headers=kiosk)
     await client.post("/api/v1/counters/amt-1/open", headers=clerk)
