@@ -1,12 +1,14 @@
 """Two app processes on one PostgreSQL database: a call made through instance 1 reaches a wall
 display connected to instance 2, through Redis pub/sub (AUFRUF_REDIS_URL) and through
-PostgreSQL LISTEN/NOTIFY (no Redis). With Redis, the pub/sub connections are killed mid-stream:
-the display still gets the next call and ends in the database's state."""
+PostgreSQL LISTEN/NOTIFY (no Redis). With Redis, the pub/sub connections are killed mid-stream,
+and a Redis server of the test's own is stopped and started again mid-stream: the display gets
+the calls made meanwhile and after, and ends in the database's state."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -25,7 +27,14 @@ from aufruf.clock import SystemClock
 from aufruf.db import Database
 from aufruf.offices.model import Kiosk
 from tests.builders import a_location
-from tests.conftest import SECRET, _asyncpg, _with_database, need_postgres, need_redis
+from tests.conftest import (
+    REQUIRE_ALL,
+    SECRET,
+    _asyncpg,
+    _with_database,
+    need_postgres,
+    need_redis,
+)
 from tests.e2e.test_demo import free_port, wait_until_serving
 
 TIMEOUT = 15.0
@@ -130,6 +139,61 @@ def instances(request, database, tmp_path) -> Iterator[Instances]:
 @pytest.fixture
 def redis_instances(database, tmp_path) -> Iterator[Instances]:
     yield from _instances(database, tmp_path, need_redis())
+
+
+class RedisServer:
+    """A Redis server of the test's own (Debian's redis-server), on a port of its own and
+    without persistence, which a test may stop and start again."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if REQUIRE_ALL:
+                pytest.fail("redis-server is not installed but AUFRUF_TEST_REQUIRE_ALL=1")
+            pytest.skip("redis-server is not installed")
+        self.command = [binary, "--port", str(free_port()), "--save", "", "--appendonly", "no"]
+        self.url = f"redis://127.0.0.1:{self.command[2]}/0"
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    def _spawn(self) -> None:
+        with (self.directory / "redis.log").open("a") as log:
+            self.process = subprocess.Popen(
+                self.command, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    async def start(self) -> None:
+        """Start it, and return once it answers."""
+        from redis.asyncio import Redis
+        from redis.exceptions import ConnectionError as RedisDown
+
+        self._spawn()
+        client = Redis.from_url(self.url)
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while True:  # polling a starting server, not timing it
+                    try:
+                        if await client.ping():
+                            return
+                    except (OSError, RedisDown):
+                        await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+async def own_redis(tmp_path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _instances(database, tmp_path, redis_url: str | None) -> Iterator[Instances]:
@@ -245,3 +309,38 @@ async def test_the_display_is_right_after_the_redis_subscription_is_killed(
         await redis.aclose()
     assert wall.state() == truth.state()
     assert wall.called[0]["number"] == again["number"]
+
+
+async def test_the_display_is_right_after_redis_is_restarted(own_redis, database, tmp_path):
+    """Redis stopped mid-stream: a call made while it is down and one made after it is back
+    both reach the display on the other instance, which then shows what the database has."""
+    office = await tokens(database)
+    running = Instances(database, own_redis.url, tmp_path)
+    try:
+        running.start()
+        first, second = running.bases
+        async with (
+            httpx.AsyncClient(timeout=TIMEOUT, trust_env=False) as http,
+            connect(display_url(second), open_timeout=TIMEOUT, proxy=None) as ws,
+        ):
+            wall = Wall(await next_message(ws))
+            called = await call(http, first, office)
+            await follow_until(ws, wall, "called", called["number"])
+
+            own_redis.stop()
+            while_down = await call(http, first, office)  # committed; its publish is lost
+            await own_redis.start()
+            await follow_until(ws, wall, "called", while_down["number"])  # after the resync
+            after = await call(http, first, office)
+            await follow_until(ws, wall, "called", after["number"])
+
+        async with connect(display_url(first), open_timeout=TIMEOUT, proxy=None) as fresh:
+            truth = Wall(await next_message(fresh))
+    finally:
+        running.stop()
+    assert wall.state() == truth.state()
+    assert [c["number"] for c in wall.called[:3]] == [
+        after["number"],
+        while_down["number"],
+        called["number"],
+    ]
