@@ -10,11 +10,13 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 
 from aufruf.queue import service as queue_service
 from tests.display import test_counter_socket as counter_tests
+from tests.display.live import SilentLink, live_server
 from tests.display.test_counter_socket import TIMEOUT, bearer, close_code, draw
 
 # the counter socket's fixtures: an office with tokens, a live server, an HTTP client
@@ -199,3 +201,34 @@ async def test_a_ticket_link_signed_with_another_key_closes_4404(server, office,
     forged = queue_service.ticket_token("another-secret-key-0123456789-abcdefghij", ticket)
     async with socket_at(server, f"/ws/tickets/{forged}") as ws:
         assert await close_code(ws) == 4404
+
+
+async def test_a_display_whose_link_falls_silent_is_let_go(office, settings, clock):
+    """Nothing closes the socket, the link just carries nothing: the server's pings go
+    unanswered, it lets the display go, and staff no longer see the device online."""
+    with live_server(settings, clock, ping_seconds=0.2) as base:
+        link = SilentLink(int(base.rsplit(":", 1)[1]))
+        staff = bearer(office["clerk-1"])
+        try:
+            async with (
+                httpx.AsyncClient(base_url=base, timeout=TIMEOUT, trust_env=False) as http,
+                socket_at(
+                    f"http://127.0.0.1:{link.port}",
+                    f"/ws/locations/amt/display?token={office['display']}",
+                ) as ws,
+            ):
+
+                async def connections() -> list[int]:
+                    listed = await http.get("/api/v1/locations/amt/displays", headers=staff)
+                    return [d["connections"] for d in listed.json()]
+
+                await next_message(ws)
+                assert await connections() == [1]
+                with link.silent():
+                    async with asyncio.timeout(TIMEOUT):
+                        while True:  # polling the staff list, not timing it
+                            if await connections() == []:
+                                break
+                            await asyncio.sleep(0.05)
+        finally:
+            link.close()

@@ -22,7 +22,7 @@ from aufruf.offices.model import Kiosk
 from aufruf.settings import Settings
 from tests.builders import a_location
 from tests.conftest import SECRET
-from tests.display.live import free_port, live_server
+from tests.display.live import SilentLink, free_port, live_server
 from tests.e2e.conftest import axe_violations, need_chromium
 
 WAIT_SECONDS = 20
@@ -264,6 +264,35 @@ def test_the_display_comes_back_after_the_server_restarts(browser_factory, offic
         assert not browser.find_element(By.ID, "offline").is_displayed()
         assert browser.execute_script("return aufrufDisplay.snapshots") > snapshots
         assert shown(browser, "call-counter") == "Platz 1"
+
+
+def test_a_link_that_falls_silent_is_dropped_and_opened_again(browser_factory, office, server):
+    """The link carries nothing and nothing closes it: the display's periodic check (handed
+    a time past its limit of silence) drops it and says it is offline, and once the link
+    carries again it shows the call it missed."""
+    from selenium.webdriver.common.by import By
+
+    link = SilentLink(int(server.rsplit(":", 1)[1]))
+    try:
+        browser = browser_factory(width=1920, height=1080)
+        open_display(browser, f"http://127.0.0.1:{link.port}")
+        office.draw(server)
+        office.draw(server)
+        first = office.call_next(server)
+        waiter(browser).until(lambda b: shown(b, "call-number") == first["number"])
+        with link.silent():
+            missed = office.call_next(server)
+            browser.execute_script("aufrufDisplay.keepAlive(Date.now() + 1000)")
+            assert online(browser)  # heard a second ago: only a ping
+            browser.execute_script("aufrufDisplay.keepAlive(Date.now() + 46000)")
+            assert not online(browser)
+            waiter(browser).until(lambda b: b.find_element(By.ID, "offline").is_displayed())
+            assert shown(browser, "call-number") == first["number"]
+        waiter(browser).until(lambda b: shown(b, "call-number") == missed["number"])
+        waiter(browser).until(online)
+        assert not browser.find_element(By.ID, "offline").is_displayed()
+    finally:
+        link.close()
 
 
 def test_duplicates_are_dropped_and_a_gap_takes_a_fresh_snapshot(browser_factory, office, server):

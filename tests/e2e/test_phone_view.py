@@ -1,9 +1,11 @@
 """The phone view in a real browser (headless Chromium at phone size) against a real server: the
 people-ahead figure follows the queue without a reload, a call says where to go, leaving the
-queue asks first; axe-core finds nothing in German and in Arabic (right to left)."""
+queue asks first; a link that falls silent is noticed and opened again; axe-core finds nothing
+in German and in Arabic (right to left)."""
 
 from __future__ import annotations
 
+from tests.display.live import SilentLink
 from tests.e2e import test_display as display_tests
 from tests.e2e.conftest import axe_violations
 from tests.e2e.test_display import shown, waiter
@@ -44,6 +46,33 @@ def test_people_ahead_fall_live_and_the_call_says_where_to_go(browser_factory, o
     assert not browser.find_element("id", "leave").is_displayed()
     has_vibrate = browser.execute_script("return 'vibrate' in navigator")
     assert browser.execute_script("return aufrufTicket.vibrated") == (1 if has_vibrate else 0)
+
+
+def test_a_link_that_falls_silent_is_dropped_and_opened_again(browser_factory, office, server):
+    """Nothing closes the socket, the link just carries nothing: the page's periodic check
+    (handed a time past its limit of silence) says it is offline and opens a new link, which
+    brings what changed meanwhile."""
+    link = SilentLink(int(server.rsplit(":", 1)[1]))
+    try:
+        browser = browser_factory(lang="en", **PHONE)
+        office.draw(server)
+        mine = office.draw(server)
+        open_ticket(browser, f"http://127.0.0.1:{link.port}", mine["token"])
+        assert shown(browser, "people-ahead") == "1"
+        with link.silent():
+            office.call_next(server, 1)  # the ticket ahead
+            browser.execute_script("aufrufTicket.keepAlive(Date.now() + 1000)")
+            assert browser.execute_script("return aufrufTicket.online")  # only a ping
+            browser.execute_script("aufrufTicket.keepAlive(Date.now() + 46000)")
+            assert not browser.execute_script("return aufrufTicket.online")
+            assert shown(browser, "connection") == "Connection lost. Trying again…"
+            assert shown(browser, "people-ahead") == "1"
+        waiter(browser).until(lambda b: shown(b, "people-ahead") == "0")
+        waiter(browser).until(lambda b: b.execute_script("return aufrufTicket.online"))
+        assert shown(browser, "connection") != "Connection lost. Trying again…"
+        assert same_document(browser)
+    finally:
+        link.close()
 
 
 def test_leaving_the_queue_asks_first(browser_factory, office, server):

@@ -34,6 +34,7 @@
     calls: function () { return state.calls.slice(); },
     audioState: function () { return audio ? audio.state : "none"; },
     receive: function (message) { receive(message); }, // as if it came on the socket
+    keepAlive: function (now) { keepAlive(now); }, // the periodic check, as if at `now`
   };
   window.aufrufDisplay = hook;
 
@@ -403,9 +404,10 @@
     }
   }
 
-  function keepAlive() {
+  /* every PING_MS, with the time `now` (a test hands in a later one) */
+  function keepAlive(now) {
     if (socket && socket.readyState === WebSocket.OPEN) {
-      if (Date.now() - lastHeard > SILENCE_MS) {
+      if (now - lastHeard > SILENCE_MS) {
         reconnect(0);
       } else {
         socket.send(JSON.stringify({ type: "ping" }));
@@ -423,6 +425,6 @@
   updateSoundControl();
   tick();
   setOnline(false);
-  window.setInterval(keepAlive, PING_MS);
+  window.setInterval(function () { keepAlive(Date.now()); }, PING_MS);
   connect();
 })();

@@ -2,8 +2,9 @@
  *
  * The server sends the ticket whenever a field of it changes; the page shows it in a polite
  * live region. When the ticket is called the phone vibrates, where it can. It reconnects with
- * backoff and says so while the connection is lost. The token is read from the address, never
- * from the page. No dependencies.
+ * backoff and says so while the connection is lost, also when the link falls silent without
+ * closing (the server pings a quiet socket every 20 s). The token is read from the address,
+ * never from the page. No dependencies.
  */
 (function () {
   "use strict";
@@ -13,6 +14,8 @@
   var config = JSON.parse(dataElement.textContent);
   var S = config.strings;
   var BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
+  var PING_MS = 20000;
+  var SILENCE_MS = 45000; // the server pings after 20 s of silence; this much means a dead link
 
   var els = {
     view: document.getElementById("ticket-view"),
@@ -25,6 +28,7 @@
   };
   var shown = config.ticket;
   var hook = window.aufrufTicket = { updates: 0, vibrated: 0, ticket: shown, online: false };
+  hook.keepAlive = function (now) { keepAlive(now); }; // the periodic check, as if at `now`
 
   function fill(template, values) {
     return template.replace(/%\((\w+)\)s/g, function (_, name) {
@@ -73,13 +77,23 @@
 
   var failures = 0;
   var socket = null;
+  var lastHeard = 0;
+
+  function retry() {
+    setOnline(false);
+    var delay = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
+    failures += 1;
+    window.setTimeout(connect, delay + Math.floor(Math.random() * delay * 0.3));
+  }
 
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var token = window.location.pathname.split("/").filter(Boolean).pop();
     var ws = new WebSocket(scheme + window.location.host + "/ws/tickets/" + token);
     socket = ws;
+    lastHeard = Date.now();
     ws.onmessage = function (event) {
+      lastHeard = Date.now();
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "ticket") {
@@ -98,15 +112,24 @@
         setOnline(true);
         return;
       }
-      setOnline(false);
-      var delay = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
-      failures += 1;
-      window.setTimeout(connect, delay + Math.floor(Math.random() * delay * 0.3));
+      retry();
     };
   }
 
-  window.setInterval(function () {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"ping"}');
-  }, 20000);
+  /* every PING_MS, with the time `now` (a test hands in a later one) */
+  function keepAlive(now) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    if (now - lastHeard <= SILENCE_MS) {
+      socket.send('{"type":"ping"}');
+      return;
+    }
+    var dead = socket; // silent for too long: dropped, and a new link opened
+    socket = null;
+    dead.onmessage = dead.onclose = null;
+    try { dead.close(); } catch (e) { /* already closed */ }
+    retry();
+  }
+
+  window.setInterval(function () { keepAlive(Date.now()); }, PING_MS);
   connect();
 })();
