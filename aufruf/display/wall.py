@@ -12,16 +12,19 @@ Query parameters: `layout=counters` (a column per counter instead of the newest 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
+from sqlalchemy import select
 
 from aufruf.deps import DatabaseDep
 from aufruf.display.service import LAST_CALLS, views_of
 from aufruf.offices import service as offices
+from aufruf.offices.model import Location
 from aufruf.web.i18n import PUBLIC_LANGUAGES, gettext, language_cookies, language_of
 from aufruf.web.templating import public_page_context
 
@@ -29,9 +32,11 @@ from aufruf.web.templating import public_page_context
 KEPT_PARAMETERS = ("layout", "speak")
 
 
-def call_template(lang: str) -> str:
-    """The spoken call in `lang`; `%(number)s` and `%(counter)s` are filled in by the page."""
-    return gettext(lang, "Number %(number)s, please go to %(counter)s")
+def call_template(lang: str, own: Mapping[str, str] | None = None) -> str:
+    """The spoken call in `lang`: the location's `own` text for it (`call_text` in its
+    `[locations.queue]`), else aufruf's; `%(number)s` and `%(counter)s` are filled in by the
+    page."""
+    return (own or {}).get(lang) or gettext(lang, "Number %(number)s, please go to %(counter)s")
 
 
 def spoken_languages(speak: str | None, page_language: str) -> list[str]:
@@ -91,6 +96,7 @@ class WallDisplayPage(Controller):
                 None,
             )
             names = {s.id: s.name for s in await offices.list_services(session, lang)}
+            settings = await session.scalar(select(Location.queue).where(Location.id == location))
         if found is None:
             context = public_page_context(request, location=location)
             switch_without_secrets(request, context)
@@ -105,7 +111,7 @@ class WallDisplayPage(Controller):
             "layout": layout,
             "keep": LAST_CALLS,
             "speak": [
-                {"lang": code, "template": call_template(code)}
+                {"lang": code, "template": call_template(code, (settings or {}).get("call_text"))}
                 for code in spoken_languages(speak, lang)
             ],
             "strings": display_strings(lang),

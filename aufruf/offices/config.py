@@ -111,6 +111,7 @@ import msgspec
 import tomli_w
 
 from aufruf.offices.toml_lines import FieldPath, TomlLines
+from aufruf.web.i18n import PUBLIC_LANGUAGES
 
 DEMO_FILE = Path(__file__).with_name("demo.toml")
 
@@ -120,6 +121,7 @@ Texts = dict[str, str]
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LETTER_RE = re.compile(r"^[A-Z]$")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # as in a spoken call's text
 TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 TARGET_RE = re.compile(
     r"^(net:[^\s:]+(:\d{1,5})?|usb:[0-9a-fA-F]{1,4}:[0-9a-fA-F]{1,4}|serial:\S+|file:.+|dummy:.+)$"
@@ -224,6 +226,9 @@ class Queue(_Struct, kw_only=True):
     # unset: a due appointment always goes before walk-ins; a number: it ranks as if it had
     # arrived that many minutes before its time, so a long-waiting walk-in is not overtaken
     appointment_advantage_minutes: Annotated[int, msgspec.Meta(ge=0, le=480)] | None = None
+    # the wall display's spoken call, by language, with %(number)s and %(counter)s; a language
+    # not given is spoken with aufruf's own text ("Nummer A 17, bitte zu Platz 3")
+    call_text: Texts = {}
 
 
 class Location(_Struct, kw_only=True):
@@ -460,6 +465,15 @@ class _Draft:
         if not texts.get("de", "").strip():
             self.add(path, 'needs a German text: { de = "…", en = "…" }')
 
+    def _check_call_text(self, texts: Texts, path: FieldPath) -> None:
+        for lang, text in texts.items():
+            if lang not in PUBLIC_LANGUAGES:
+                self.add(
+                    (*path, lang), f"not a language of the display ({', '.join(PUBLIC_LANGUAGES)})"
+                )
+            elif set(_PLACEHOLDER.findall(text)) != {"number", "counter"}:
+                self.add((*path, lang), "must name %(number)s and %(counter)s, and nothing else")
+
     def _check_reference(self, value: str, kind: str, path: FieldPath) -> None:
         if value not in self.ids[kind]:
             self.add(path, f'unknown {_SINGULAR[kind]} "{value}"')
@@ -510,6 +524,7 @@ class _Draft:
         self._check_at_least(item.lead_minutes, 0, (*path, "lead_minutes"))
         self._check_at_least(item.horizon_days, 0, (*path, "horizon_days"))
         self._check_at_least(item.cancel_holdback_minutes, 0, (*path, "cancel_holdback_minutes"))
+        self._check_call_text(item.queue.call_text, (*path, "queue", "call_text"))
         offered = self._check_location_services(item, parts["services"], path, services)
         counters = len(parts["counters"])
         self._check_hours(parts["hours"], (*path, "hours"), counters)
@@ -842,7 +857,7 @@ def _location_lines(location: Location, state: str) -> list[str]:
     for kiosk in location.kiosks:
         out += ["", "[[locations.kiosks]]", *_pairs(kiosk)]
     if location.queue != Queue():
-        out += ["", "[locations.queue]", *_pairs(location.queue)]
+        out += ["", "[locations.queue]", *_pairs(location.queue, skip_empty=("call_text",))]
     return out
 
 

@@ -1,5 +1,6 @@
 """`/display/{L}` as the server renders it: the office, its services and counters, the texts in
-the page's language, the spoken call's template per language; the token never in the HTML; an
+the page's language, the spoken call's template per language (the location's own words where
+it has them); the token never in the HTML; an
 unknown location gets a friendly 404 page; bad options a 400 naming the field."""
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ async def test_the_call_is_spoken_in_the_languages_asked_for(client, location):
     assert [s["lang"] for s in config["speak"]] == ["de", "ar"]
     assert config["speak"][1]["template"] == "الرقم %(number)s، يرجى التوجه إلى %(counter)s"
     assert '<h2 id="call-heading" class="wall-label">Now calling</h2>' in page.text
+
+
+async def test_a_location_speaks_its_own_words_where_it_has_them(db, client):
+    own = "Die Nummer %(number)s wird an %(counter)s erwartet"
+    await a_location(db, counters=1, queue={"call_text": {"de": own}})
+
+    config = page_config((await client.get("/display/amt?speak=de,en")).text)
+
+    assert config["speak"] == [
+        {"lang": "de", "template": own},
+        {"lang": "en", "template": "Number %(number)s, please go to %(counter)s"},
+    ]
 
 
 def test_spoken_languages_default_to_the_page_language():

@@ -417,3 +417,21 @@ def test_a_printers_deadline_is_read_defaults_to_a_minute_and_must_be_sensible()
         "locations[0].printers[0].print_deadline_seconds: must be between 10 and 600"
     )
     assert parse_directory(dump_directory(parse_directory(quick))) == parse_directory(quick)
+
+
+def test_a_location_may_word_its_spoken_call_with_both_placeholders() -> None:
+    own = "Die Nummer %(number)s wird an %(counter)s erwartet"
+    worded = SMALL + f'\n[locations.queue]\ncall_text = {{ de = "{own}" }}\n'
+    unworded = SMALL + '\n[locations.queue]\ncall_text = { de = "Nummer %(number)s", xx = "x" }\n'
+
+    assert parse_directory(worded).locations[0].queue.call_text == {"de": own}
+    assert parse_directory(SMALL).locations[0].queue.call_text == {}
+    assert parse_directory(dump_directory(parse_directory(worded))) == parse_directory(worded)
+    assert "call_text" not in dump_directory(parse_directory(SMALL))
+    line = line_of(unworded, "call_text")
+    assert errors_of(unworded) == [
+        f"offices.toml:{line}: locations[0].queue.call_text.de: "
+        "must name %(number)s and %(counter)s, and nothing else",
+        f"offices.toml:{line}: locations[0].queue.call_text.xx: "
+        "not a language of the display (de, en, tr, ru, uk, ar)",
+    ]
